@@ -1,0 +1,4 @@
+//! Subcommands.
+pub fn main() -> i32 {
+    0
+}

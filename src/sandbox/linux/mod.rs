@@ -1,0 +1,2 @@
+//! The namespace + cgroups sandbox.
+pub mod seccomp;

@@ -1,0 +1,1 @@
+//! seccomp: linux.seccomp → BPF, installed with seccomp(2).

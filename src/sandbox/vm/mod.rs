@@ -1,0 +1,1 @@
+//! The KVM microVM sandbox.
