@@ -120,7 +120,7 @@ fn run(init: Init) -> R<Infallible> {
     user::switch(p.user()).map_err(e)?;
     caps::apply(&init.caps).map_err(e)?;
     let exe = finish_process(p, nnp)?;
-    let env = environment(p, &root);
+    let env = environment(p);
     crate::sys::fs::cloexec_from(3 + init.preserve_fds);
     msg::send(init.sock, &Msg::Ready).map_err(e)?;
     wait_for_start(init.fifo)?;
@@ -328,7 +328,7 @@ pub fn lookup(p: &Process) -> R<PathBuf> {
     ))
 }
 
-fn environment(p: &Process, _root: &OwnedFd) -> Vec<String> {
+pub fn environment(p: &Process) -> Vec<String> {
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();
     if !env.iter().any(|kv| kv.starts_with("HOME=")) {
         let home = std::fs::read_to_string("/etc/passwd")
@@ -365,7 +365,7 @@ fn wait_for_start(fifo: RawFd) -> R<()> {
     Ok(())
 }
 
-fn exec(exe: &Path, args: &[String], env: &[String]) -> R<Infallible> {
+pub fn exec(exe: &Path, args: &[String], env: &[String]) -> R<Infallible> {
     let c = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
     let path = c(&exe.to_string_lossy())?;
     let argv: Vec<CString> = args.iter().map(|a| c(a)).collect::<R<_>>()?;

@@ -3,6 +3,7 @@ pub mod caps;
 pub mod cgroupfs;
 pub mod console;
 pub mod devices;
+pub mod exec;
 pub mod init;
 pub mod mounts;
 pub mod msg;
