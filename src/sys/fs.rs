@@ -125,40 +125,45 @@ fn walk_in_root(root: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> 
             continue;
         }
         let last = pending.is_empty();
+        let cname = cstr(OsStr::from_bytes(&name));
+        // A symlink is read and re-resolved against the root, never followed
+        // by the kernel; the open below uses O_NOFOLLOW (and O_DIRECTORY for
+        // inner components) so a swap after the check fails instead.
+        let st = nix::sys::stat::fstatat(
+            Some(cur.as_raw_fd()),
+            cname.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            let target = nix::fcntl::readlinkat(Some(cur.as_raw_fd()), cname.as_c_str())?;
+            links += 1;
+            if links > 40 {
+                return Err(Errno::ELOOP);
+            }
+            let t = Path::new(&target);
+            if t.is_absolute() {
+                stack.clear();
+                cur = dup_root()?;
+            }
+            push_components(&mut pending, t);
+            continue;
+        }
         let oflags = if last {
             flags | OFlag::O_NOFOLLOW
         } else {
-            OFlag::O_PATH | OFlag::O_NOFOLLOW
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY
         };
-        let cname = cstr(OsStr::from_bytes(&name));
         let fd = openat(
             Some(cur.as_raw_fd()),
             cname.as_c_str(),
             oflags | OFlag::O_CLOEXEC,
             Mode::empty(),
-        );
-        let fd = match fd {
-            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-            Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                // It may be a symlink: read it and re-resolve.
-                let target = match nix::fcntl::readlinkat(Some(cur.as_raw_fd()), cname.as_c_str()) {
-                    Ok(t) => t,
-                    Err(_) => return Err(Errno::ELOOP),
-                };
-                links += 1;
-                if links > 40 {
-                    return Err(Errno::ELOOP);
-                }
-                let t = Path::new(&target);
-                if t.is_absolute() {
-                    stack.clear();
-                    cur = dup_root()?;
-                }
-                push_components(&mut pending, t);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        )?;
+        // SAFETY: fresh fd.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(Errno::ELOOP);
+        }
         if !last {
             stack.push(std::mem::replace(&mut cur, fd));
         } else {
