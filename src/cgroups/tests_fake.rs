@@ -589,3 +589,76 @@ fn shares_to_weight_matches_runc() {
     assert_eq!(super::blkio_weight_to_io(10), 1);
     assert_eq!(super::blkio_weight_to_io(1000), 10_000);
 }
+
+#[test]
+fn v2_stats_from_the_fake_cgroupfs() {
+    let f = Fake::new("v2stats", &[], Some(V2CTRLS));
+    let m = v2_manager(&f);
+    let d = m.paths().unified.clone().unwrap().dir;
+    f.files(
+        &d,
+        &[
+            ("cpu.stat", "usage_usec 300\nuser_usec 200\nsystem_usec 100\nnr_periods 5\nnr_throttled 2\nthrottled_usec 7\n"),
+            ("memory.max", "max\n"),
+            ("memory.current", "4096\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"),
+            ("memory.swap.max", "0\n"),
+            ("memory.swap.current", "0\n"),
+            ("memory.stat", "anon 1024\nfile 2048\n"),
+            ("pids.current", "2\n"),
+            ("pids.max", "max\n"),
+            ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n"),
+            ("hugetlb.2MB.current", "2097152\n"),
+            ("hugetlb.2MB.events", "max 4\n"),
+        ],
+    );
+    let s = m.stats().unwrap();
+    assert_eq!(
+        (s.cpu.usage.total, s.cpu.usage.user, s.cpu.usage.kernel),
+        (300_000, 200_000, 100_000)
+    );
+    assert_eq!(
+        (
+            s.cpu.throttling.periods,
+            s.cpu.throttling.throttled_periods,
+            s.cpu.throttling.throttled_time
+        ),
+        (5, 2, 7000)
+    );
+    assert_eq!(
+        (
+            s.memory.usage.usage,
+            s.memory.usage.limit,
+            s.memory.usage.failcnt
+        ),
+        (4096, u64::MAX, 3)
+    );
+    assert_eq!(s.memory.cache, 2048);
+    assert_eq!((s.pids.current, s.pids.limit), (2, 0));
+    assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
+    assert_eq!(s.blkio.io_serviced_recursive[1].op, "Write");
+    assert_eq!(s.hugetlb["2MB"].usage, 2_097_152);
+    assert_eq!(s.hugetlb["2MB"].failcnt, 4);
+    let j = serde_json::to_string(&s).unwrap();
+    assert!(
+        j.contains(r#""throttling":{"periods":5,"throttledPeriods":2,"throttledTime":7000}"#),
+        "{j}"
+    );
+    assert!(j.contains(r#"{"major":8,"op":"Read","value":10}"#), "{j}");
+}
+
+#[test]
+fn v1_blkio_stats_fall_back_to_the_throttle_files() {
+    let f = Fake::new("v1stats", &["blkio"], None);
+    let m = f.manager(&[(
+        "blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\nTotal 12288\n",
+    )]);
+    let s = m.stats().unwrap();
+    let e = &s.blkio.io_service_bytes_recursive;
+    assert_eq!(e.len(), 3, "the Total line is not a device: {e:?}");
+    assert_eq!(
+        (e[1].major, e[1].op.as_str(), e[1].value),
+        (8, "Write", 8192)
+    );
+}
