@@ -261,3 +261,43 @@ fn real_v1_stats_and_oom_event() {
     // (This kernel leaves failcnt at 0 on an OOM kill; the peak shows it.)
     assert_eq!(m.usage.max, 16_777_216, "{m:?}");
 }
+
+/// The eBPF device program, loaded and attached for real to a cgroup of the
+/// unified mount: /dev/null (c 1:3) opens, /dev/zero (c 1:5) does not.
+#[test]
+fn real_v2_device_program() {
+    let Ok(host) = super::Host::read() else {
+        return;
+    };
+    if host.v2_mount().is_none() {
+        return eprintln!("skipped: no cgroup2 mount");
+    }
+    let Some(g) = setup("bpf", |p| {
+        p.v1.clear();
+        p.unified_controllers.clear();
+    }) else {
+        return;
+    };
+    let r: oci_spec::runtime::LinuxResources = serde_json::from_str(
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}"#,
+    )
+    .unwrap();
+    g.mgr.apply(&r).expect("load and attach the device program");
+    let mut c = Command::new("sh")
+        .args(["-c", "read x; cat /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null || echo zero-denied"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    g.mgr.add_pid(c.id() as i32).unwrap();
+    use std::io::Write;
+    writeln!(stdin, "go").unwrap();
+    drop(stdin);
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "null-ok\nzero-denied\n"
+    );
+}
