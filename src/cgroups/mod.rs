@@ -24,7 +24,13 @@
 //!   fn oom_events(&self) -> Result<OomWatch, Error>
 //!   fn destroy(&self) -> Result<(), Error>
 //!   fn cgroup_fd_for_clone(&self) -> Option<OwnedFd>          // V2 only: for clone3 CLONE_INTO_CGROUP
+//! struct OomWatch: AsFd (poll it for reading), fn wait(&mut self) -> Result<OomEvent, Error>
+//! enum OomEvent { Oom(u64), Gone }
+//! fn shares_to_weight(u64) -> u64; fn blkio_weight_to_io(u16) -> u64   // runc's conversions
 //! ```
+//!
+//! Devices: v1 `devices.allow`/`devices.deny` in config order; v2 an eBPF
+//! BPF_PROG_TYPE_CGROUP_DEVICE program (see `ebpf.rs`).
 //!
 //! # Lifecycle use
 //!
