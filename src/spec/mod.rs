@@ -60,7 +60,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, data: &[u8]) -> R
         }
     })?;
     de.end().map_err(|e| Error::file(path, e.to_string()))?;
-    drop(cb);
     for u in unknown {
         log::debug!("{}: ignoring unknown property {u}", path.display());
     }

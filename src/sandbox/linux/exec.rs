@@ -20,6 +20,8 @@ pub struct ExecOpts<'a> {
     pub process: &'a Process,
     pub console_socket: Option<&'a Path>,
     pub preserve_fds: u32,
+    /// The container's cgroups (else the init's are joined as found).
+    pub cgroup: Option<&'a crate::cgroups::Manager>,
 }
 
 pub struct Execed {
@@ -101,7 +103,10 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         e
     };
     let sock = parent_sock.as_raw_fd();
-    cgroupfs::join_cgroups_of(child, o.init_pid).map_err(fail)?;
+    match o.cgroup {
+        Some(m) => m.add_pid(child).map_err(|e| fail(e.to_string()))?,
+        None => cgroupfs::join_cgroups_of(child, o.init_pid).map_err(fail)?,
+    }
     msg::send(sock, &Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut pty = None;
     loop {
