@@ -49,6 +49,21 @@ pub enum ChannelError {
 
 type Result<T> = std::result::Result<T, ChannelError>;
 
+/// Where husk puts the agent's config in the initramfs.
+pub const CONFIG_PATH: &str = "/.husk/config.json";
+/// The agent's end of the channel: the guest's COM2.
+pub const AGENT_TTY: &str = "/dev/ttyS1";
+
+/// What the agent needs before Start: written by husk as JSON at
+/// `CONFIG_PATH` when it builds the initramfs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    pub hostname: Option<String>,
+    /// The main process, run when Start carries none.
+    pub process: Process,
+}
+
 /// The process part of the OCI spec that the agent applies in the guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
