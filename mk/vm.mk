@@ -45,7 +45,7 @@ $(TESTGUEST): vm/testguest/guest.S vm/testguest/guest.ld vm/testguest/build.sh
 	vm/testguest/build.sh $@
 
 vm-test: vm-testguest
-	cargo test --test vm_testguest -- --test-threads=1
+	HUSK_VM_KVM_REQUIRED=1 cargo test --test vm_testguest
 
 # The driver is tests/vm_qemu.rs; REQUIRED turns its "skipped" into a failure.
 vm-qemu-test: vm-kernel vm-agent
