@@ -10,9 +10,9 @@
 //! missing prerequisite fails instead of skipping.
 
 use husk::sandbox::vm::channel::{
-    AgentConfig, Channel, ExitStatus, Msg, Process, CONFIG_PATH, PROTOCOL_VERSION,
+    AgentConfig, Channel, ExitStatus, Msg, Process, PROTOCOL_VERSION,
 };
-use husk::sandbox::vm::initramfs::{InitramfsBuilder, Meta, Source};
+use husk::sandbox::vm::guest::{kernel_cmdline, write_initramfs, FileBind};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -139,17 +139,21 @@ fn agent_under_qemu_with_the_real_kernel() {
         hostname: Some("husk-test".into()),
         process: sh("echo main says hi; exit 7"),
     };
+    // The same path the lifecycle takes: rootfs + a file bind + agent + config.
     let initrd = work.join("initramfs.cpio");
-    InitramfsBuilder::new()
-        .rootfs(work.join("rootfs"))
-        .extra("/init", Source::Host(root.join(AGENT)), Meta::new(0o755))
-        .extra(
-            CONFIG_PATH,
-            Source::Bytes(serde_json::to_vec(&config).unwrap()),
-            Meta::new(0o600),
-        )
-        .write_to_path(&initrd)
-        .unwrap();
+    std::fs::write(work.join("hosts"), "127.0.0.1 localhost husk-test\n").unwrap();
+    let binds = [FileBind {
+        host: work.join("hosts"),
+        guest: "/etc/hosts".into(),
+    }];
+    write_initramfs(
+        &initrd,
+        &work.join("rootfs"),
+        &root.join(AGENT),
+        &config,
+        &binds,
+    )
+    .unwrap();
 
     let sock = work.join("com2.sock");
     let listener = UnixListener::bind(&sock).unwrap();
@@ -171,10 +175,9 @@ fn agent_under_qemu_with_the_real_kernel() {
             .arg(root.join(KERNEL))
             .arg("-initrd")
             .arg(&initrd)
-            .args([
-                "-append",
-                "console=ttyS0 quiet reboot=k panic=-1 rdinit=/init",
-            ])
+            // husk's own command line (pci=off, i8042 flags) with the real kernel.
+            .arg("-append")
+            .arg(kernel_cmdline(None))
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
             .arg("-chardev")
@@ -203,12 +206,15 @@ fn agent_under_qemu_with_the_real_kernel() {
     // An exec before Start, with the hostname from the config.
     ch.send(&Msg::Exec {
         id: 1,
-        process: sh("echo greeting from $(hostname); echo to-stderr >&2"),
+        process: sh("echo greeting from $(hostname); echo to-stderr >&2; cat /etc/hosts"),
     })
     .unwrap();
     expect_started(&mut ch, 1);
     let (out, err, st) = run_to_exit(&mut ch, 1);
-    assert_eq!(out, "greeting from husk-test\n");
+    assert_eq!(
+        out,
+        "greeting from husk-test\n127.0.0.1 localhost husk-test\n"
+    );
     assert_eq!(err, "to-stderr\n");
     assert_eq!(st, ExitStatus::Code(0));
 

@@ -8,7 +8,7 @@
 //! `make vm-test` sets HUSK_VM_KVM_REQUIRED=1 so a missing prerequisite
 //! fails instead of skipping.
 
-use husk::sandbox::vm::channel::{ExitStatus, Msg};
+use husk::sandbox::vm::channel::{ExitStatus, Msg, Process};
 use husk::sandbox::vm::initramfs::{InitramfsBuilder, Meta, Source};
 use husk::sandbox::vm::{Vm, VmConfig, VmExit, VmmError};
 use std::path::{Path, PathBuf};
@@ -109,8 +109,19 @@ fn ready_start_exited_then_reset() {
     vm.wait_ready(Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\nconsole:\n{}", w.console()));
 
-    // running: Start answered by Started.
-    vm.send(&Msg::Start { process: None }).unwrap();
+    // running: Start answered by Started. A Start carrying a process spec
+    // is ~1 KiB, far over the UART's 64-byte FIFO: it arrives only if the
+    // host-side queue refills the FIFO as the guest's IRQ 3 handler drains it.
+    let process = Process {
+        args: vec!["/bin/sh".into(), "-c".into(), "x".repeat(600)],
+        env: (0..20).map(|i| format!("VAR{i}=value{i}")).collect(),
+        cwd: "/".into(),
+        ..Default::default()
+    };
+    vm.send(&Msg::Start {
+        process: Some(process),
+    })
+    .unwrap();
     assert_eq!(
         vm.recv_timeout(Duration::from_secs(10)).unwrap(),
         Msg::Started { id: 0, pid: 1 }

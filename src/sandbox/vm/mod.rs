@@ -6,9 +6,11 @@
 //!   64-bit boot protocol.
 //! - `devices`: COM1 (console log), COM2 (agent), the i8042 reset line.
 //! - `vmm`: the VM, its vCPU loop, and the handle to a running VM.
+//! - `guest`: the kernel command line and the container's initramfs.
 pub mod boot;
 pub mod channel;
 pub mod devices;
+pub mod guest;
 pub mod initramfs;
 pub mod memory;
 pub mod vmm;
