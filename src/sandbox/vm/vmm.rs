@@ -7,6 +7,12 @@
 //!   and loads kernel, initramfs and command line;
 //! - `Vm::start` runs the vCPU on its own thread and returns a
 //!   `RunningVm` to talk to the agent and wait for the end.
+//!
+//! Call both in the same process: KVM binds a VM to the address space that
+//! created it, so its fds are useless (EIO) in a forked child. The VMM
+//! process creates the VM after entering its namespaces and cgroups but
+//! before pivot_root. `RunningVm::kill` uses the signal SIGRTMIN+1 to pull
+//! the vCPU thread out of KVM_RUN; the process must not block it there.
 
 use super::boot::{self, BootError};
 use super::channel::{ChannelError, Msg, PROTOCOL_VERSION};
@@ -464,5 +470,42 @@ impl Drop for RunningVm {
             self.kill();
             let _ = self.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_bus_routes_and_floats_high() {
+        let irq = || EventTrigger(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let mut com1 = serial::console(irq(), log);
+        let (tx, rx) = mpsc::channel();
+        let com2 = Mutex::new(AgentPort::new(irq(), tx));
+        let mut kbd = I8042::default();
+        // Nothing at 0x80 (POST codes) or 0x3e8 (COM3): 0xff, and no panic.
+        assert_eq!(io_in(&mut com1, &com2, &mut kbd, 0x80), 0xff);
+        assert_eq!(io_in(&mut com1, &com2, &mut kbd, 0x3e8), 0xff);
+        io_out(&mut com1, &com2, &mut kbd, 0x80, 0x12);
+        // COM1's LSR says "transmitter empty"; COM2 bytes reach the decoder.
+        assert_ne!(
+            io_in(&mut com1, &com2, &mut kbd, serial::COM1_BASE + 5) & 0x20,
+            0
+        );
+        for b in (Msg::CloseStdin { id: 9 }).encode().unwrap() {
+            io_out(&mut com1, &com2, &mut kbd, serial::COM2_BASE, b);
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(AgentEvent::Msg(Ok(Msg::CloseStdin { id: 9 })))
+        ));
+        // The reset line.
+        io_out(&mut com1, &com2, &mut kbd, 0x64, 0xfe);
+        assert!(kbd.reset_requested());
     }
 }
