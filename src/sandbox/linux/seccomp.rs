@@ -1,1 +1,0 @@
-//! seccomp: linux.seccomp → BPF, installed with seccomp(2).
