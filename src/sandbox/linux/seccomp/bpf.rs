@@ -154,25 +154,26 @@ pub(super) fn generate(blocks: &[ArchBlock], default: Action) -> Vec<Insn> {
     b.finish()
 }
 
-/// Orders the rules of one syscall for a first-match chain: most restrictive
-/// first; an unconditional rule ends the chain and becomes its fallback.
+/// Orders the rules of one syscall for a first-match chain.
+///
+/// As libseccomp: the first unconditional rule (in spec order) decides the
+/// syscall alone, whatever other rules say. Otherwise the conditional rules
+/// are tested most restrictive first, and no match falls back to `default`.
 fn plan(rules: &[Rule], default: Action) -> (Vec<Rule>, Action) {
+    if let Some(r) = rules.iter().find(|r| r.conds.is_empty()) {
+        return (Vec::new(), r.action);
+    }
     let mut rs: Vec<Rule> = Vec::new();
     for r in rules {
         if !rs.contains(r) {
             rs.push(r.clone());
         }
     }
-    rs.sort_by_key(|r| r.action.rank());
-    let mut fallback = default;
-    if let Some(p) = rs.iter().position(|r| r.conds.is_empty()) {
-        fallback = rs[p].action;
-        rs.truncate(p);
-    }
-    while rs.last().is_some_and(|r| r.action == fallback) {
+    rs.sort_by_key(|r| r.action.rank()); // stable: spec order within a rank
+    while rs.last().is_some_and(|r| r.action == default) {
         rs.pop();
     }
-    (rs, fallback)
+    (rs, default)
 }
 
 /// One ABI's block; returns its entry. `x32` is where x86_64 sends numbers

@@ -27,13 +27,20 @@
 //!   where it exists.
 //! - A rule whose action (with its errno) equals the default action is
 //!   dropped, as runc does (libseccomp refuses such rules).
-//! - Conditions of one rule are ANDed, rules for one syscall are ORed; when
-//!   several rules match, the most restrictive action wins, in the kernel's
-//!   order KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE >
-//!   LOG > ALLOW (between two rules of the same kind, e.g. two ERRNOs, the
-//!   first in the spec wins). runc instead splits conditions on the same
-//!   argument index into separate ORed rules (an old libseccomp limit); husk
-//!   ANDs them, which is what the rule says and never more permissive.
+//! - Conditions of one rule are ANDed, rules for one syscall are ORed.
+//!   Which rule decides, as libseccomp's rule database does: the first
+//!   unconditional rule of a syscall (in spec order) decides it alone, later
+//!   or earlier conditional rules notwithstanding (libseccomp drops them).
+//!   podman's profile depends on this: `setns`, `sethostname`, … are in its
+//!   big ALLOW list and again in an ERRNO rule for containers without
+//!   CAP_SYS_ADMIN, and runc/crun allow them. Among conditional rules that
+//!   match together, libseccomp's result depends on its internal tree order;
+//!   husk makes it defined: the most restrictive action wins, in the
+//!   kernel's order KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF >
+//!   TRACE > LOG > ALLOW (same kind, e.g. two ERRNOs: the first in the spec).
+//! - runc splits conditions on the same argument index into separate ORed
+//!   rules (an old libseccomp limit); husk ANDs them, which is what the rule
+//!   says and never more permissive.
 //! - Arguments are compared as 64-bit values on two 32-bit halves on x86_64;
 //!   on the 32-bit ABIs (i386, x32) only the low half is compared, with the
 //!   value truncated to 32 bits, exactly as libseccomp does for them.
@@ -63,7 +70,7 @@
 //! consecutive allowed numbers collapse), and a tree of `jge` splits them:
 //! podman's ~370 names cost about 80 comparisons in all and 7 per syscall.
 //! A handler is either a `ret` or, for conditional rules, a chain that tests
-//! the rules most-restrictive-first and falls back to the default action.
+//! the rules most restrictive first and falls back to the default action.
 //! Far jumps (cBPF conditional offsets are 8 bits) get a `ja` trampoline or a
 //! copy of the target `ret`.
 

@@ -2,6 +2,7 @@
 
 mod interp;
 mod kernel;
+mod podman;
 
 use serde_json::{json, Value};
 
@@ -312,7 +313,6 @@ fn the_most_restrictive_matching_rule_wins() {
     let ge = |v: u64| json!([{"index": 0, "value": v, "op": "SCMP_CMP_GE"}]);
     // Listed least restrictive first, so order cannot be what decides.
     let rules = json!([
-        {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"},
         {"names": ["ioctl"], "action": "SCMP_ACT_LOG", "args": ge(1)},
         {"names": ["ioctl"], "action": "SCMP_ACT_TRACE", "args": ge(2)},
         {"names": ["ioctl"], "action": "SCMP_ACT_NOTIFY", "args": ge(3)},
@@ -321,6 +321,7 @@ fn the_most_restrictive_matching_rule_wins() {
         {"names": ["ioctl"], "action": "SCMP_ACT_TRAP", "args": ge(5)},
         {"names": ["ioctl"], "action": "SCMP_ACT_KILL_THREAD", "args": ge(6)},
         {"names": ["ioctl"], "action": "SCMP_ACT_KILL_PROCESS", "args": arg_eq(7)},
+        {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": ge(0)},
     ]);
     let f = filter(
         json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 99, "syscalls": rules}),
@@ -348,29 +349,49 @@ fn the_most_restrictive_matching_rule_wins() {
         let w = if *w == errno(5) { errno(6) } else { *w }; // first ERRNO in spec order
         assert_eq!(x64(&f, "ioctl", &[arg as u64]), w, "reversed, arg {arg}");
     }
-    // Unconditional rules for one syscall: the most restrictive, too.
+}
+
+#[test]
+fn the_first_unconditional_rule_decides_as_in_libseccomp() {
+    let ge = |v: u64| json!([{"index": 0, "value": v, "op": "SCMP_CMP_GE"}]);
     let f = filter(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_KILL", "args": ge(1)},
         {"names": ["mkdir"], "action": "SCMP_ACT_LOG"},
         {"names": ["mkdir"], "action": "SCMP_ACT_TRAP"},
-        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
-    assert_eq!(x64(&f, "mkdir", &[]), TRAP);
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": ge(2)}]}));
+    assert_eq!(x64(&f, "mkdir", &[0]), LOG);
+    assert_eq!(x64(&f, "mkdir", &[5]), LOG);
+    // podman's shape: a big ALLOW list, then ERRNO for the same names.
+    let f = filter(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
+        {"names": ["setns", "read"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["setns", "bpf"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}),
+    );
+    assert_eq!(x64(&f, "setns", &[]), ALLOW);
+    assert_eq!(x64(&f, "bpf", &[]), errno(1));
 }
 
 #[test]
 fn rules_equal_to_the_default_are_dropped_as_runc_does() {
+    let any = json!([{"index": 0, "value": 0, "op": "SCMP_CMP_GE"}]);
+    let five = |e: u32| {
+        json!({"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": e,
+        "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]})
+    };
     // Without the drop, the ERRNO(EPERM) rule would win over the ALLOW.
     let f = filter(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-        {"names": ["personality"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-         "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]}]}));
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": any}, five(1)]}));
     assert_eq!(x64(&f, "personality", &[5]), ALLOW);
     // A different errno is a different action: kept.
     let f = filter(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-        {"names": ["personality"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2,
-         "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]}]}));
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": any}, five(2)]}));
     assert_eq!(x64(&f, "personality", &[5]), errno(2));
     assert_eq!(x64(&f, "personality", &[6]), ALLOW);
+    // An unconditional rule equal to the default does not take the syscall.
+    let f = filter(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
+    assert_eq!(x64(&f, "mkdir", &[]), errno(1));
 }
 
 #[test]
@@ -582,8 +603,13 @@ fn random_profiles_match_the_model() {
             };
             let args: Vec<u64> = (0..6).map(|_| rng.pick(&VALUES)).collect();
             let mut want: Option<u32> = None;
+            let first_unconditional = model.iter().find(|(rn, c, _)| *rn == n && c.is_empty());
+            if let Some((_, _, ret)) = first_unconditional {
+                want = Some(*ret);
+            }
             for (rn, conds, ret) in &model {
-                if *rn == n
+                if first_unconditional.is_none()
+                    && *rn == n
                     && conds
                         .iter()
                         .all(|(i, op, v, t)| holds(op, args[*i], *v, *t))
