@@ -19,7 +19,7 @@ const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
 
 /// Runs `body` in a child after installing `f`; the child's exit code is
 /// `body`'s result (100 + errno if install failed).
-fn in_child(f: &Filter, body: impl FnOnce(Option<i32>) -> i32) -> WaitStatus {
+pub(super) fn in_child(f: &Filter, body: impl FnOnce(Option<i32>) -> i32) -> WaitStatus {
     // SAFETY: the child only calls async-signal-safe functions and _exit.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
@@ -39,7 +39,7 @@ fn in_child(f: &Filter, body: impl FnOnce(Option<i32>) -> i32) -> WaitStatus {
 }
 
 /// A raw syscall's errno, or 0 if it succeeded.
-fn errno_of(rc: libc::c_long) -> i32 {
+pub(super) fn errno_of(rc: libc::c_long) -> i32 {
     if rc == -1 {
         unsafe { *libc::__errno_location() }
     } else {
