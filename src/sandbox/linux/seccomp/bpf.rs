@@ -6,7 +6,7 @@
 //! a copy of its `ret`, or a `ja` trampoline, placed right after the jump
 //! (where nothing falls through into it, since the jump always jumps).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use oci_spec::runtime::LinuxSeccompOperator as Op;
 
@@ -163,12 +163,8 @@ fn plan(rules: &[Rule], default: Action) -> (Vec<Rule>, Action) {
     if let Some(r) = rules.iter().find(|r| r.conds.is_empty()) {
         return (Vec::new(), r.action);
     }
-    let mut rs: Vec<Rule> = Vec::new();
-    for r in rules {
-        if !rs.contains(r) {
-            rs.push(r.clone());
-        }
-    }
+    let mut seen = HashSet::new();
+    let mut rs: Vec<Rule> = rules.iter().filter(|r| seen.insert(*r)).cloned().collect();
     rs.sort_by_key(|r| r.action.rank()); // stable: spec order within a rank
     while rs.last().is_some_and(|r| r.action == default) {
         rs.pop();

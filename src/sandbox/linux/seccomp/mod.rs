@@ -81,7 +81,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -220,8 +220,14 @@ struct Cond {
     value_two: u64,
 }
 
+impl std::hash::Hash for Cond {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.index, self.op as u32, self.value, self.value_two).hash(h);
+    }
+}
+
 /// One rule of one syscall: the conditions (ANDed) and what it returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Rule {
     action: Action,
     conds: Vec<Cond>,
@@ -254,6 +260,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
     let mut per_abi: BTreeMap<Abi, BTreeMap<u32, Vec<Rule>>> = BTreeMap::new();
     let mut max_nr: BTreeMap<Abi, u32> = BTreeMap::new();
     let mut skipped: Vec<String> = Vec::new();
+    let mut skipped_set: HashSet<&str> = HashSet::new();
     for (i, sc) in s
         .syscalls()
         .as_deref()
@@ -285,7 +292,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
                     rules.push(rule.clone());
                 }
             }
-            if !known && !skipped.contains(name) {
+            if !known && skipped_set.insert(name) {
                 skipped.push(name.clone());
             }
         }
