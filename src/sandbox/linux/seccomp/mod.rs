@@ -68,7 +68,7 @@
 //! ```
 //! Syscall numbers are grouped into intervals with the same handler (runs of
 //! consecutive allowed numbers collapse), and a tree of `jge` splits them:
-//! podman's ~370 names cost about 80 comparisons in all and 7 per syscall.
+//! podman's profile (~370 names, three ABIs) compiles to 371 instructions.
 //! A handler is either a `ret` or, for conditional rules, a chain that tests
 //! the rules most restrictive first and falls back to the default action.
 //! Far jumps (cBPF conditional offsets are 8 bits) get a `ja` trampoline or a
