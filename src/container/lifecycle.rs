@@ -6,7 +6,7 @@ use super::state::State;
 use super::status::{Op, Status};
 use super::store::{ContainerDir, Store};
 use crate::cgroups::{self, Manager};
-use crate::sandbox::linux::spawn;
+use crate::sandbox::linux::{seccomp, spawn};
 use crate::spec::Bundle;
 use crate::sys::proc::PidFd;
 use anyhow::{anyhow, bail, Context, Result};
@@ -48,17 +48,20 @@ pub fn create(store: &Store, id: &str, bundle: Bundle, o: &CreateOpts) -> Result
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let paths = cgroups::plan(cgroups_path.as_deref(), id)?;
-    let resources = linux
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
+    let resources = with_default_devices(&bundle.spec);
     for w in cgroups::validate(&resources, &paths)? {
         log::warn!("{w}");
     }
+    let filter = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile_for_container)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let dir = store.create(id)?;
     let mut mgr = Manager::new(paths);
     let made = mgr.create().map_err(anyhow::Error::from).and_then(|_| {
         mgr.apply(&resources)?;
-        create_in(&dir, id, bundle, o, &mgr)
+        create_in(&dir, id, bundle, o, &mgr, filter.as_ref())
     });
     match made {
         Ok((state, pty)) => Ok(Created { dir, state, pty }),
@@ -85,6 +88,7 @@ fn create_in(
     bundle: Bundle,
     o: &CreateOpts,
     mgr: &Manager,
+    filter: Option<&seccomp::Filter>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
         oci_version: bundle.spec.version().clone(),
@@ -109,6 +113,7 @@ fn create_in(
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
         cgroup: Some(mgr),
+        seccomp: filter,
     };
     let st = &mut state;
     let mut runtime_hooks = |pid: i32| -> std::result::Result<String, String> {
@@ -382,4 +387,44 @@ fn merge_json(a: &mut serde_json::Value, b: &serde_json::Value) {
         (a, b) if !b.is_null() => *a = b.clone(),
         _ => {}
     }
+}
+
+/// The device cgroup rules: the spec's own, then (as runc) the devices
+/// every container gets — the defaults /dev holds, the pty devices, tun —
+/// and each `linux.devices` entry.
+fn with_default_devices(spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    let rule = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let v = serde_json::json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
+        serde_json::from_value::<oci_spec::runtime::LinuxDeviceCgroup>(v).expect("valid rule")
+    };
+    rules.push(rule("c", None, None, "m"));
+    rules.push(rule("b", None, None, "m"));
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(8)),
+        (1, Some(7)),
+        (5, Some(0)),
+        (1, Some(5)),
+        (1, Some(9)),
+        (5, Some(1)),
+        (136, None),
+        (5, Some(2)),
+        (10, Some(200)),
+    ] {
+        rules.push(rule("c", Some(major), minor, "rwm"));
+    }
+    for d in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
+        let t = match d.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => "b",
+            _ => "c",
+        };
+        rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    r.set_devices(Some(rules));
+    r
 }

@@ -173,7 +173,7 @@ fn child_main(
     let filter = seccomp_filter(o.config)?;
     if !nnp {
         if let Some(f) = &filter {
-            super::seccomp::install(f)?;
+            f.install().map_err(|e| e.to_string())?;
         }
     }
     caps::drop_bounding(capsets.bounding).map_err(|e| e.to_string())?;
@@ -196,15 +196,17 @@ fn child_main(
     msg::send(sock, &Msg::Ready).map_err(|e| e.to_string())?;
     if nnp {
         if let Some(f) = &filter {
-            super::seccomp::install(f)?;
+            f.install().map_err(|e| e.to_string())?;
         }
     }
     init::exec(&exe, p.args().as_deref().unwrap_or(&[]), &env)
 }
 
 fn seccomp_filter(config: &Spec) -> Result<Option<super::seccomp::Filter>, String> {
-    match config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        None => Ok(None),
-        Some(_) => Err("linux.seccomp: not supported by husk yet".into()),
-    }
+    config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(super::seccomp::compile_for_container)
+        .transpose()
 }

@@ -268,7 +268,7 @@ fn names(spec: &Spec) -> R<()> {
 
 fn seccomp(init: &Init) -> R<()> {
     if let Some(f) = init.seccomp {
-        super::seccomp::install(f).map_err(e)?;
+        f.install().map_err(e)?;
     }
     Ok(())
 }

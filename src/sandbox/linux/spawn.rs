@@ -25,6 +25,8 @@ pub struct CreateOpts<'a> {
     /// The container's cgroups: the child joins them before it unshares
     /// its cgroup namespace.
     pub cgroup: Option<&'a crate::cgroups::Manager>,
+    /// The compiled linux.seccomp filter (compiled before any side effect).
+    pub seccomp: Option<&'a super::seccomp::Filter>,
 }
 
 pub struct Spawned {
@@ -148,6 +150,7 @@ pub fn create(
         oom_preflight(adj)?;
     }
     let (capsets, warnings) = caps::resolve(process.capabilities().as_ref());
+    let filter = o.seccomp;
     // Namespaces: pid and time are entered here (they apply to children);
     // the others are joined by the child, user first.
     let mut join = Vec::new();
@@ -220,7 +223,7 @@ pub fn create(
             no_new_keyring: o.no_new_keyring,
             preserve_fds: o.preserve_fds,
             caps: capsets,
-            seccomp: None,
+            seccomp: filter,
         });
     }
     drop(child_sock);
