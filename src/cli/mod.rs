@@ -114,6 +114,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver needs a running systemd, and none was found");
     }
+    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
+        crate::sys::exe::ensure_sealed().map_err(|e| anyhow::anyhow!(e))?;
+    }
     let store = crate::container::Store::new(&cli.root);
     match &cli.cmd {
         Cmd::Create(a) => create::create(&store, a),
