@@ -193,6 +193,10 @@ pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
 /// Open the fifo for reading (the init is blocked opening it for writing),
 /// read its byte, remove it: from then on the container is running.
 pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
+    // The pidfd first: once the fifo is open the init may exec and exit at
+    // once, and a byte read then still means it started.
+    let pidfd = PidFd::open(state.pid, state.init_start_time)?
+        .ok_or_else(|| anyhow!("container init is gone"))?;
     let fifo = dir.fifo();
     let fd = nix::fcntl::open(
         &fifo,
@@ -202,8 +206,6 @@ pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
     .with_context(|| format!("open {}", fifo.display()))?;
     // SAFETY: fresh fd.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let pidfd = PidFd::open(state.pid, state.init_start_time)?
-        .ok_or_else(|| anyhow!("container init is gone"))?;
     // Wait for the byte, or for the init to die first.
     let mut fds = [
         libc::pollfd {
