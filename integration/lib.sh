@@ -148,7 +148,8 @@ pids_mentioning() {
 		pid=${f#/proc/}
 		pid=${pid%/cmdline}
 		[ "$pid" = "$$" ] && continue
-		if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$s"; then
+		# The process may be gone by now: ignore errors.
+		if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF -- "$s"; then
 			echo "$pid"
 		fi
 	done
