@@ -108,6 +108,7 @@ cleanup() {
 	fi
 }
 on_signal() {
+	t_fail "podman.sh" "interrupted by a signal"
 	cleanup
 	t_summary
 	exit 1
