@@ -1,2 +1,13 @@
 //! The namespace + cgroups sandbox.
+pub mod caps;
+pub mod cgroupfs;
+pub mod console;
+pub mod devices;
+pub mod init;
+pub mod mounts;
+pub mod msg;
+pub mod rlimits;
+pub mod rootfs;
 pub mod seccomp;
+pub mod spawn;
+pub mod user;

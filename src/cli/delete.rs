@@ -1,0 +1,18 @@
+//! `delete`.
+
+use crate::container::{lifecycle, Store};
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill a running container first
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn delete(store: &Store, a: &DeleteArgs) -> Result<i32> {
+    lifecycle::delete(store, &a.id, a.force)?;
+    Ok(0)
+}

@@ -1,0 +1,348 @@
+//! The parent side of `create`: open what the child needs, clone it into
+//! its namespaces, place it (cgroups, oom_score_adj, id maps), run the
+//! runtime's hooks when it asks, and return once it waits for `start`.
+
+use super::msg::{self, Msg};
+use super::{caps, init, rlimits};
+use crate::spec::{Bundle, LinuxNamespaceType as NsT};
+use crate::sys::{self, proc};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+pub struct CreateOpts<'a> {
+    pub bundle: &'a Bundle,
+    /// The container's state dir (the exec fifo goes there).
+    pub state_dir: &'a Path,
+    /// The per-container lock; the child must not hold it.
+    pub lock_fd: RawFd,
+    pub console_socket: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+pub struct Spawned {
+    pub pid: i32,
+    pub start_time: u64,
+    /// The pty master when the process has a terminal and nobody gave a
+    /// console socket (foreground `run` proxies it).
+    pub pty: Option<OwnedFd>,
+    pub warnings: Vec<String>,
+}
+
+/// The clone flag of each namespace type.
+pub fn ns_flag(t: NsT) -> libc::c_int {
+    match t {
+        NsT::Mount => libc::CLONE_NEWNS,
+        NsT::Cgroup => libc::CLONE_NEWCGROUP,
+        NsT::Uts => libc::CLONE_NEWUTS,
+        NsT::Ipc => libc::CLONE_NEWIPC,
+        NsT::User => libc::CLONE_NEWUSER,
+        NsT::Pid => libc::CLONE_NEWPID,
+        NsT::Network => libc::CLONE_NEWNET,
+        NsT::Time => 0x80,
+    }
+}
+
+/// Open a namespace file given by path (checked to be a namespace).
+pub fn open_ns(t: NsT, p: &Path) -> Result<OwnedFd, String> {
+    let fd = nix::fcntl::open(
+        p,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("linux.namespaces {t} path {}: {}", p.display(), e.desc()))?;
+    // SAFETY: fresh fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = nix::sys::statfs::fstatfs(&fd)
+        .map_err(|e| format!("linux.namespaces {t} path {}: {}", p.display(), e.desc()))?;
+    if st.filesystem_type().0 != 0x6e736673
+        && st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC
+    {
+        return Err(format!(
+            "linux.namespaces {t} path {}: not a namespace file",
+            p.display()
+        ));
+    }
+    Ok(fd)
+}
+
+/// Enter a namespace in this process (pid/time apply to our children).
+pub fn setns(t: NsT, fd: &OwnedFd) -> Result<(), String> {
+    // SAFETY: setns on an fd we own.
+    if unsafe { libc::setns(fd.as_raw_fd(), ns_flag(t)) } != 0 {
+        return Err(format!(
+            "linux.namespaces {t}: setns: {}",
+            nix::errno::Errno::last().desc()
+        ));
+    }
+    Ok(())
+}
+
+/// fork-like clone3 with `flags`: returns 0 in the child.
+pub fn clone3(flags: libc::c_int) -> Result<i32, String> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs {
+        flags: flags as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: with no stack given clone3 behaves like fork; we are single-threaded.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r < 0 {
+        return Err(format!("clone: {}", nix::errno::Errno::last().desc()));
+    }
+    Ok(r as i32)
+}
+
+struct Cleanup {
+    pids: Vec<i32>,
+    fifo: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &p in &self.pids {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+        let _ = std::fs::remove_file(&self.fifo);
+    }
+}
+
+pub fn create(
+    o: &CreateOpts,
+    hooks: &mut dyn FnMut(i32) -> Result<String, String>,
+) -> Result<Spawned, String> {
+    let spec = &o.bundle.spec;
+    let process = spec.process().as_ref().ok_or("process: missing")?;
+    rlimits::preflight(process.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(adj) = process.oom_score_adj() {
+        oom_preflight(adj)?;
+    }
+    let (capsets, mut warnings) = caps::resolve(process.capabilities().as_ref());
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .is_some()
+    {
+        warnings.push(
+            "linux.resources: not applied yet (cgroup limits come with the cgroups work)".into(),
+        );
+    }
+
+    // Namespaces: pid and time are entered here (they apply to children);
+    // the others are joined by the child, user first.
+    let mut join = Vec::new();
+    let mut new_flags = 0;
+    let mut new_user = false;
+    for ns in crate::spec::namespaces(spec) {
+        let t = ns.typ();
+        match ns.path() {
+            Some(p) => {
+                let fd = open_ns(t, p)?;
+                if matches!(t, NsT::Pid | NsT::Time) {
+                    setns(t, &fd)?;
+                } else {
+                    join.push((t, fd));
+                }
+            }
+            None if t == NsT::User => new_user = true,
+            None if t == NsT::Time => time_namespace(spec)?,
+            None => new_flags |= ns_flag(t),
+        }
+    }
+    join.sort_by_key(|(t, _)| if *t == NsT::User { 0 } else { 1 });
+    // Fast path: nothing to join and no user namespace → one clone3 with
+    // every flag (the cgroup namespace waits until we placed the child).
+    let fast = join.is_empty() && !new_user;
+    let (clone_flags, unshare, fork_for_pid) = if fast {
+        (
+            new_flags & !libc::CLONE_NEWCGROUP,
+            new_flags & libc::CLONE_NEWCGROUP,
+            false,
+        )
+    } else {
+        (0, new_flags, new_flags & libc::CLONE_NEWPID != 0)
+    };
+
+    let fifo_path = o.state_dir.join(crate::container::store::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| format!("mkfifo {}: {}", fifo_path.display(), e.desc()))?;
+    let mut cleanup = Cleanup {
+        pids: vec![],
+        fifo: fifo_path.clone(),
+        armed: true,
+    };
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {}: {}", fifo_path.display(), e.desc()))?;
+    // SAFETY: fresh fd.
+    let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
+    let (parent_sock, child_sock) = sys::sock::pair().map_err(|e| e.to_string())?;
+
+    let child = clone3(clone_flags)?;
+    if child == 0 {
+        drop(parent_sock);
+        // SAFETY: close our copy of the lock, or `start` would wait on it.
+        unsafe { libc::close(o.lock_fd) };
+        init::main(init::Init {
+            spec,
+            process,
+            rootfs: &o.bundle.rootfs,
+            sock: child_sock.as_raw_fd(),
+            fifo: fifo.as_raw_fd(),
+            join,
+            unshare,
+            new_user,
+            fork_for_pid,
+            no_pivot: o.no_pivot,
+            no_new_keyring: o.no_new_keyring,
+            preserve_fds: o.preserve_fds,
+            caps: capsets,
+            seccomp: None,
+        });
+    }
+    drop(child_sock);
+    drop(join);
+    cleanup.pids.push(child);
+    let sock = parent_sock.as_raw_fd();
+
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string())
+            .map_err(|e| format!("process.oomScoreAdj {adj}: {e}"))?;
+    }
+    msg::send(sock, &Msg::Go).map_err(|e| e.to_string())?;
+
+    let mut init_pid = if fork_for_pid { 0 } else { child };
+    let mut pty = None;
+    loop {
+        let Some((m, mut fds)) = msg::recv(sock).map_err(|e| e.to_string())? else {
+            return Err("container init exited during setup".into());
+        };
+        match m {
+            Msg::MapIds => {
+                write_id_maps(child, spec)?;
+                msg::send(sock, &Msg::MapsDone).map_err(|e| e.to_string())?;
+            }
+            Msg::InitPid(p) => {
+                init_pid = p;
+                cleanup.pids.insert(0, p);
+                let _ = waitpid(Pid::from_raw(child), None);
+            }
+            Msg::RuntimeHooks => {
+                let state = hooks(init_pid)?;
+                msg::send(sock, &Msg::HooksDone(state)).map_err(|e| e.to_string())?;
+            }
+            Msg::Pty(name) => {
+                let master = fds.pop().ok_or("pty message without an fd")?;
+                match o.console_socket {
+                    Some(path) => {
+                        sys::sock::send_console(path, &master, &name).map_err(|e| e.to_string())?
+                    }
+                    None => pty = Some(master),
+                }
+            }
+            Msg::Ready => break,
+            Msg::Error(e) => return Err(e),
+            other => return Err(format!("unexpected message from init: {other:?}")),
+        }
+    }
+    let start_time = proc::stat(init_pid)
+        .map(|s| s.start_time)
+        .ok_or("container init vanished")?;
+    cleanup.armed = false;
+    Ok(Spawned {
+        pid: init_pid,
+        start_time,
+        pty,
+        warnings,
+    })
+}
+
+fn oom_preflight(adj: i32) -> Result<(), String> {
+    let cur: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if adj < cur && !has_cap(24 /* CAP_SYS_RESOURCE */) {
+        return Err(format!(
+            "process.oomScoreAdj {adj}: below this process's {cur}, and lowering it needs CAP_SYS_RESOURCE"
+        ));
+    }
+    Ok(())
+}
+
+fn has_cap(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|m| m & (1 << cap) != 0)
+}
+
+/// A new time namespace: unshare it here (it applies to our children) and
+/// write the offsets before any process enters it.
+fn time_namespace(spec: &oci_spec::runtime::Spec) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(0x80))
+        .map_err(|e| format!("linux.namespaces time: unshare: {}", e.desc()))?;
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    for (clock, v) in offsets {
+        let line = format!("{clock} {v}");
+        std::fs::write("/proc/self/timens_offsets", &line)
+            .map_err(|e| format!("linux.timeOffsets {clock}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<(), String> {
+    let linux = spec.linux().as_ref().ok_or("linux: missing")?;
+    for (file, field, maps) in [
+        ("uid_map", "linux.uidMappings", linux.uid_mappings()),
+        ("gid_map", "linux.gidMappings", linux.gid_mappings()),
+    ] {
+        let text: String = maps
+            .iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        std::fs::write(format!("/proc/{pid}/{file}"), text.as_bytes())
+            .map_err(|e| format!("{field}: write /proc/{pid}/{file}: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The sync socket: one SOCK_SEQPACKET socketpair, a JSON message per
+//! datagram, fds riding along by SCM_RIGHTS.
+
+use super::{Context, Result};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx("socketpair")
+}
+
+pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
+    let iov = [IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::empty(), None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|_| ()).ctx("sync socket: send"),
+        }
+    }
+}
+
+/// Receive one datagram; an empty result means the peer closed.
+pub fn recv(sock: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.ctx("sync socket: receive")?,
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().ctx("sync socket: control message")? {
+            if let ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: the kernel installed these fds for us.
+                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        let n = msg.bytes;
+        buf.truncate(n);
+        return Ok((buf, fds));
+    }
+}
+
+/// Send a pty master to a --console-socket the way runc does: the fd by
+/// SCM_RIGHTS, the pty's name as the message body.
+pub fn send_console(path: &std::path::Path, master: &OwnedFd, name: &str) -> Result<()> {
+    let what = || format!("console socket {}", path.display());
+    let stream = std::os::unix::net::UnixStream::connect(path).with_ctx(what)?;
+    let iov = [IoSlice::new(name.as_bytes())];
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .with_ctx(what)?;
+    Ok(())
+}
