@@ -333,7 +333,9 @@ else
 	status=$(pm inspect --format '{{.State.Status}}' "$cid" 2>&1)
 	[ "$status" = initialized ] || problems+="status after init is '$status'; "
 	[ -e "$rt_root/$cid" ] || problems+="runtime state $rt_root/$cid missing after init; "
-	[ -n "$(cg_find "$cid")" ] || problems+="no cgroup for $cid after init; "
+	# Not a failure: a runtime without cgroup support yet creates none (the
+	# leftover check below still holds it to removing any it made).
+	[ -n "$(cg_find "$cid")" ] || t_log "note: no cgroup for $cid after init"
 	if ! out=$(pm rm "$cid" 2>&1); then
 		problems+="rm: $out; "
 	fi
