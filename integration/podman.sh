@@ -67,6 +67,16 @@ rt_root=${HUSK_PODMAN_RUNTIME_ROOT:-/run/$rt_name}
 rt_root_existed=0
 [ -d "$rt_root" ] && rt_root_existed=1
 
+# Host paths podman 4.3 writes whatever its flags say: netavark's run dir
+# (/run/containers/networks) and the image copy's blob info cache
+# (/var/lib/containers/cache). Those that do not exist now are removed at the
+# end (the cache file and empty directories only).
+host_dirs=(/run/containers /var/lib/containers)
+host_new=()
+for d in "${host_dirs[@]}"; do
+	[ -e "$d" ] || host_new+=("$d")
+done
+
 cleaned=0
 cleanup() {
 	[ "$cleaned" = 1 ] && return 0
@@ -76,6 +86,13 @@ cleanup() {
 	# Containers first, through podman (conmon, runtime delete, cgroups).
 	timeout -k 5 "$tmo" "${PODMAN[@]}" rm -a -f -t 0 >/dev/null 2>&1 ||
 		problems+="podman rm -a -f failed; "
+
+	# conmon starts `podman container cleanup` when a container exits; let
+	# those finish (their argv names our temp dir) before removing anything.
+	for _ in $(seq 100); do
+		[ -z "$(pids_mentioning "$T")" ] && break
+		sleep 0.1
+	done
 
 	# Whatever still runs in our cgroups or mentions our temp dir is ours.
 	while IFS= read -r d; do
@@ -95,6 +112,12 @@ cleanup() {
 		fi
 	done
 	[ "$rt_root_existed" = 0 ] && rmdir "$rt_root" 2>/dev/null
+	for d in "${host_new[@]}"; do
+		[ -e "$d" ] || continue
+		rm -f "$d/cache/blob-info-cache-v1.boltdb"
+		find "$d" -depth -type d -empty -delete 2>/dev/null
+		[ -e "$d" ] && problems+="$d left behind (podman made it; not empty); "
+	done
 
 	umount_below "$T"
 	cg_cleanup || problems+="cgroups left under $cg_parent; "
