@@ -83,7 +83,7 @@ class Bench:
         self.results = {}          # metric -> {rt: [values]}, plus per-round lists
         self.units = {}
         self.notes = []
-        self.failures = {}         # runtime -> [failed, total, first error] (throughput)
+        self.failures = {}         # (runtime, metric) -> [failed, first error]
         self.cg_parent, self.cg_existing = own_cgroup()
         self.rootfs = os.path.abspath(rootfs)
         if not os.path.exists(os.path.join(self.rootfs, "bin/true")):
@@ -183,15 +183,23 @@ class Bench:
             yield r, self.names[k:] + self.names[:k]
 
     def record(self, metric, unit, r, rt, v):
+        """v is None for a failed attempt: it is counted, and the round drops
+        out of that runtime's figures and ratios."""
         if r >= 0:
             self.results.setdefault(metric, {}).setdefault(rt, []).append(v)
             self.units[metric] = unit
+
+    def failed(self, rt, metric, n, err):
+        f = self.failures.setdefault((rt, metric), [0, err])
+        f[0] += n
 
     def run_once(self, rt, args=("/bin/true",)):
         cid, d = self.bundle(rt, list(args))
         t, rc, ru, err = spawn(self.cmd(rt, "run", "--bundle", d, cid))
         if rc != 0:
-            raise SystemExit(f"bench: {rt} run {cid} failed ({rc}): {err}")
+            self.failed(rt, "run", 1, err)
+            self.delete(rt, cid)
+            return None, ru
         if not self.run_deletes[rt]:
             t2, rc, _, err = spawn(self.cmd(rt, "delete", cid))
             t += t2
@@ -202,7 +210,7 @@ class Bench:
         for r, order in self.rounds(n):
             for rt in order:
                 t, _ = self.run_once(rt)
-                self.record("run latency", "ms", r, rt, t * 1e3)
+                self.record("run latency", "ms", r, rt, t and t * 1e3)
 
     def split(self, n):
         progress("create/start")
@@ -211,13 +219,15 @@ class Bench:
                 cid, d = self.bundle(rt, ["/bin/true"])
                 tc, rc, _, err = spawn(self.cmd(rt, "create", "--bundle", d, cid))
                 if rc != 0:
-                    raise SystemExit(f"bench: {rt} create failed: {err}")
-                ts, rc, _, err = spawn(self.cmd(rt, "start", cid))
-                if rc != 0:
-                    raise SystemExit(f"bench: {rt} start failed: {err}")
+                    self.failed(rt, "create", 1, err)
+                    tc = None
+                ts, rc2, _, err = spawn(self.cmd(rt, "start", cid)) if rc == 0 else (None, 1, None, "")
+                if rc == 0 and rc2 != 0:
+                    self.failed(rt, "start", 1, err)
+                    ts = None
                 self.delete(rt, cid)
-                self.record("create", "ms", r, rt, tc * 1e3)
-                self.record("start", "ms", r, rt, ts * 1e3)
+                self.record("create", "ms", r, rt, tc and tc * 1e3)
+                self.record("start", "ms", r, rt, ts and ts * 1e3)
 
     def memory(self, n):
         progress("memory")
@@ -233,10 +243,11 @@ class Bench:
                 cid, d = self.bundle(rt, ["/bin/true"])
                 _, rc, _, err = spawn(tm_argv + ["-f", "%M", "-o", out] + self.cmd(rt, "run", "--bundle", d, cid))
                 if rc != 0:
-                    raise SystemExit(f"bench: {rt} run {cid} failed ({rc}): {err}")
-                if not self.run_deletes[rt]:
+                    self.failed(rt, "run", 1, err)
+                if rc != 0 or not self.run_deletes[rt]:
                     self.delete(rt, cid)
-                self.record("peak RSS (wait4)", "MiB", r, rt, int(open(out).read().split()[-1]) / 1024)
+                self.record("peak RSS (wait4)", "MiB", r, rt,
+                            int(open(out).read().split()[-1]) / 1024 if rc == 0 else None)
         spawn(tm_argv + ["-f", "%M", "-o", out, os.path.join(self.rootfs, "bin/true")])
         self.rss_floor = f"{' '.join(tm_argv)} -f %M (floor: {int(open(out).read().split()[-1])} KiB for busybox true)"
         # /proc sample: a `run` of `sleep 0.3`, sampled once 150 ms in: the
@@ -267,14 +278,9 @@ class Bench:
                     errs = [e for e in ex.map(lambda j: self.run_job(rt, *j), jobs) if e]
                 self.record(f"throughput {count} runs, 8 in flight", "s", r, rt, time.perf_counter() - t0)
                 if errs:   # a failed run is counted, not hidden: it shows in the notes
-                    f = self.failures.setdefault(rt, [0, 0, errs[0]])
-                    f[0] += len(errs)
-                    f[1] += count
+                    self.failed(rt, "run, 8 in flight", len(errs), errs[0])
                     for cid, _ in jobs:
                         self.delete(rt, cid)
-        for rt, (bad, total, first) in self.failures.items():
-            self.notes.append(f"{rt}: {bad} of {total} concurrent runs FAILED (warm-up included), so its "
-                              f"throughput figure is not valid; first error: {first}")
 
     def run_job(self, rt, cid, d):
         _, rc, _, err = spawn(self.cmd(rt, "run", "--bundle", d, cid))
@@ -297,8 +303,8 @@ class Bench:
                 for rt in order:
                     t, rc, _, err = spawn(self.cmd(rt, "exec", ids[rt], "/bin/true"))
                     if rc != 0:
-                        raise SystemExit(f"bench: {rt} exec failed ({rc}): {err}")
-                    self.record("exec /bin/true", "ms", r, rt, t * 1e3)
+                        self.failed(rt, "exec", 1, err)
+                    self.record("exec /bin/true", "ms", r, rt, t * 1e3 if rc == 0 else None)
         finally:
             for rt, cid in ids.items():
                 self.delete(rt, cid)
@@ -307,11 +313,18 @@ class Bench:
     def report(self, elapsed):
         out = {"meta": self.meta, "metrics": {}}
         rows = []
+        for (rt, what), (n, err) in self.failures.items():
+            self.notes.append(f"{rt}: {n} `{what}` FAILED (warm-up included; failed rounds are left out "
+                              f"of the figures, a failed concurrent run still counts in the wall time): "
+                              + err.replace("\n", " | ")[-300:])
         for metric, per in self.results.items():
-            m = {rt: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
-                 for rt, v in per.items()}
+            m = {rt: {"median": statistics.median(ok), "min": min(ok), "max": max(ok), "n": len(ok)}
+                 for rt, v in per.items() for ok in [[x for x in v if x is not None]] if ok}
+            if not all(rt in m for rt in self.names):
+                self.notes.append(f"{metric}: no successful round for some runtime; left out")
+                continue
             for other in ("crun", "runc"):
-                ratios = [h / o for h, o in zip(per["husk"], per[other]) if o > 0]
+                ratios = [h / o for h, o in zip(per["husk"], per[other]) if h is not None and o]
                 m[f"husk/{other}"] = statistics.median(ratios) if ratios else None
             m["unit"] = self.units[metric]
             out["metrics"][metric] = m
