@@ -154,12 +154,17 @@ pub fn write_pid_file(p: &Path, pid: i32) -> std::result::Result<(), crate::sys:
     crate::sys::fs::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
+/// Our user's name from /etc/passwd (read directly: no NSS on this path).
 fn owner_name() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|pw| {
+            pw.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 
