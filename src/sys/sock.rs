@@ -33,10 +33,7 @@ pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
 
 /// Receive one datagram; an empty result means the peer closed.
 pub fn recv(sock: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    // Not zeroed: the kernel fills what we read, and only that is used.
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    // SAFETY: u8 has no invalid values; bytes past `n` are never read.
-    unsafe { buf.set_len(64 * 1024) };
+    let mut buf = vec![0u8; 64 * 1024];
     let mut cmsg = nix::cmsg_space!([RawFd; 4]);
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
