@@ -191,7 +191,7 @@ PODMAN=(podman
 RUN=(--network none
 	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024
 	--cgroup-parent="$cg_parent"
-	--pids-limit=-1 --security-opt seccomp=unconfined)
+	--memory 64m)
 
 # pm ARGS...: podman with the private flags, bounded in time; stderr merged
 # into stdout, NUL bytes (conmon's error relay has some) dropped. The exit
@@ -255,6 +255,24 @@ name="podman run --rm returns the exit code"
 out=$(pm run --rm "${RUN[@]}" "$image" sh -c 'exit 3' 2>&1)
 rc=$?
 if [ "$rc" -eq 3 ]; then t_ok "$name"; else t_fail "$name" "want 3, got $rc: $out"; fi
+
+# --- limits and the default seccomp profile take effect ------------------------
+# podman's defaults: pids limit 2048, its seccomp profile; --memory 64m. The
+# cgroup files are read from inside (v1 here; v2 paths as a fallback).
+name="podman run: memory, pids limits and seccomp profile applied"
+out=$(pm run --rm "${RUN[@]}" "$image" sh -c '
+	m=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+	p=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)
+	s=$(grep "^Seccomp:" /proc/self/status | tr -dc 0-9)
+	echo "mem=$m pids=$p seccomp=$s"' 2>&1)
+rc=$?
+if [ "$rc" -ne 0 ]; then
+	t_fail "$name" "exit $rc: $out"
+elif ! grep -q '^mem=67108864 pids=2048 seccomp=2$' <<<"$out"; then
+	t_fail "$name" "unexpected output: $out"
+else
+	t_ok "$name"
+fi
 
 # --- exec into a running container ---------------------------------------------
 name="podman run -d, then exec"
