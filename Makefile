@@ -89,6 +89,7 @@ test: deps build bundle
 	@rc=0; \
 	$(MAKE) --no-print-directory test-cargo || rc=1; \
 	$(MAKE) --no-print-directory test-podman || rc=1; \
+	$(MAKE) --no-print-directory test-containerd || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; else echo "make test: passed"; fi; \
 	exit $$rc
 

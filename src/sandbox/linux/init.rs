@@ -327,7 +327,12 @@ pub fn lookup(p: &Process) -> R<PathBuf> {
         .cloned()
         .unwrap_or_default();
     if name.contains('/') {
-        return Ok(PathBuf::from(name));
+        // As runc: a missing program fails create, not the start after it.
+        return match std::fs::metadata(&name) {
+            Ok(m) if m.is_file() => Ok(PathBuf::from(name)),
+            Ok(_) => Err(format!("process.args[0]: {name:?}: not a regular file")),
+            Err(e) => Err(format!("process.args[0]: {name:?}: {}", crate::spec::io_msg(&e))),
+        };
     }
     let path = p
         .env()
