@@ -160,6 +160,7 @@ pub fn exec(store: &crate::container::Store, a: &ExecArgs) -> Result<i32> {
         bail!("--console-socket given but the process has no terminal");
     }
     drop(dir);
+    let mgr = lifecycle::manager(&state);
     if !a.detach {
         super::foreground::prepare(true)?;
     }
@@ -170,6 +171,7 @@ pub fn exec(store: &crate::container::Store, a: &ExecArgs) -> Result<i32> {
         process: &p,
         console_socket: a.console_socket.as_deref(),
         preserve_fds: a.preserve_fds,
+        cgroup: mgr.as_ref(),
     };
     let done = crate::sandbox::linux::exec::exec(&opts).map_err(|e| anyhow!(e))?;
     if let Some(f) = &a.pid_file {

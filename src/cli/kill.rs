@@ -66,9 +66,9 @@ pub fn kill(store: &Store, a: &KillArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn pause(_store: &Store, a: &IdArg, pause: bool) -> Result<i32> {
-    let _ = pause;
-    bail!("container {:?}: pause/resume need the container's own cgroup, which husk does not manage yet", a.id)
+pub fn pause(store: &Store, a: &IdArg, pause: bool) -> Result<i32> {
+    lifecycle::pause(store, &a.id, pause)?;
+    Ok(0)
 }
 
 #[cfg(test)]

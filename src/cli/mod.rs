@@ -4,6 +4,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod foreground;
 mod info;
@@ -11,6 +12,7 @@ mod kill;
 pub mod log;
 mod start;
 mod state;
+mod update;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +77,10 @@ pub enum Cmd {
     Pause(kill::IdArg),
     /// Resume a paused container
     Resume(kill::IdArg),
+    /// Change a container's resource limits
+    Update(update::UpdateArgs),
+    /// Stats and OOM events of a container
+    Events(events::EventsArgs),
     /// Checkpoint a container (not supported)
     Checkpoint(info::Unsupported),
     /// Restore a container (not supported)
@@ -108,6 +114,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver needs a running systemd, and none was found");
     }
+    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
+        crate::sys::exe::ensure_sealed().map_err(|e| anyhow::anyhow!(e))?;
+    }
     let store = crate::container::Store::new(&cli.root);
     match &cli.cmd {
         Cmd::Create(a) => create::create(&store, a),
@@ -119,6 +128,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Cmd::Kill(a) => kill::kill(&store, a),
         Cmd::Pause(a) => kill::pause(&store, a, true),
         Cmd::Resume(a) => kill::pause(&store, a, false),
+        Cmd::Update(a) => update::update(&store, a),
+        Cmd::Events(a) => events::events(&store, a),
         Cmd::Delete(a) => delete::delete(&store, a),
         Cmd::Exec(a) => exec::exec(&store, a),
         Cmd::Spec(a) => info::spec(a),

@@ -5,7 +5,8 @@ use super::hooks;
 use super::state::State;
 use super::status::{Op, Status};
 use super::store::{ContainerDir, Store};
-use crate::sandbox::linux::spawn;
+use crate::cgroups::{self, Manager};
+use crate::sandbox::linux::{seccomp, spawn};
 use crate::spec::Bundle;
 use crate::sys::proc::PidFd;
 use anyhow::{anyhow, bail, Context, Result};
@@ -42,14 +43,43 @@ fn hook_list(
 /// Create: a validated bundle in, a container waiting for `start` out.
 /// On any failure nothing is left behind.
 pub fn create(store: &Store, id: &str, bundle: Bundle, o: &CreateOpts) -> Result<Created> {
+    let linux = bundle.spec.linux().as_ref();
+    let cgroups_path = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let paths = cgroups::plan(cgroups_path.as_deref(), id)?;
+    let resources = with_default_devices(&bundle.spec);
+    for w in cgroups::validate(&resources, &paths)? {
+        log::warn!("{w}");
+    }
+    let filter = linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile_for_container)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let dir = store.create(id)?;
-    match create_in(&dir, id, bundle, o) {
+    let mut mgr = Manager::new(paths);
+    let made = mgr.create().map_err(anyhow::Error::from).and_then(|_| {
+        mgr.apply(&resources)?;
+        create_in(&dir, id, bundle, o, &mgr, filter.as_ref())
+    });
+    match made {
         Ok((state, pty)) => Ok(Created { dir, state, pty }),
         Err(e) => {
+            let _ = mgr.kill_all(libc::SIGKILL);
+            let _ = mgr.destroy();
             let _ = dir.remove();
             Err(e)
         }
     }
+}
+
+/// The cgroup manager of a container, from its state.
+pub fn manager(state: &State) -> Option<Manager> {
+    let v = state.cgroup.clone()?;
+    serde_json::from_value::<cgroups::CgroupPaths>(v)
+        .ok()
+        .map(Manager::new)
 }
 
 fn create_in(
@@ -57,6 +87,8 @@ fn create_in(
     id: &str,
     bundle: Bundle,
     o: &CreateOpts,
+    mgr: &Manager,
+    filter: Option<&seccomp::Filter>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
         oci_version: bundle.spec.version().clone(),
@@ -70,7 +102,7 @@ fn create_in(
         init_start_time: 0,
         sandbox: "linux".into(),
         config: bundle.spec.clone(),
-        cgroup: None,
+        cgroup: Some(serde_json::to_value(mgr.paths())?),
     };
     let opts = spawn::CreateOpts {
         bundle: &bundle,
@@ -80,6 +112,8 @@ fn create_in(
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
+        cgroup: Some(mgr),
+        seccomp: filter,
     };
     let st = &mut state;
     let mut runtime_hooks = |pid: i32| -> std::result::Result<String, String> {
@@ -150,7 +184,7 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
     release(dir, state)?;
     let json = state.hook_json(Status::Running);
-    if let Err(e) = hooks::run("poststart", &hook_list(&state, |h| h.poststart()), &json) {
+    if let Err(e) = hooks::run("poststart", &hook_list(state, |h| h.poststart()), &json) {
         log::warn!("{e}");
     }
     Ok(())
@@ -208,7 +242,9 @@ fn pidfd_raw(p: &PidFd) -> i32 {
 /// container).
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     let (_dir, state, status) = load(store, id)?;
-    status.check(Op::Kill)?;
+    if !all {
+        status.check(Op::Kill)?;
+    }
     if all {
         for pid in container_pids(&state) {
             let _ = nix::sys::signal::kill(
@@ -223,9 +259,12 @@ pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     Ok(())
 }
 
-/// Every process of the container: those in the init's pid namespace when
-/// it has its own, else just the init.
+/// Every process of the container: its cgroup's, or (no cgroup) those in
+/// the init's pid namespace when it has its own, else just the init.
 pub fn container_pids(state: &State) -> Vec<i32> {
+    if let Some(pids) = manager(state).and_then(|m| m.pids().ok()) {
+        return pids;
+    }
     let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let own = ns(state.pid);
     let mine = ns(std::process::id() as i32);
@@ -245,6 +284,10 @@ pub fn container_pids(state: &State) -> Vec<i32> {
 }
 
 fn kill_and_wait(state: &State) {
+    let mgr = manager(state);
+    if let Some(m) = &mgr {
+        let _ = m.kill_all(libc::SIGKILL);
+    }
     if let Ok(Some(p)) = PidFd::open(state.pid, state.init_start_time) {
         for pid in container_pids(state) {
             let _ = nix::sys::signal::kill(
@@ -283,6 +326,105 @@ pub fn destroy(dir: ContainerDir, state: &State) -> Result<()> {
     if let Err(e) = hooks::run("poststop", &hook_list(state, |h| h.poststop()), &json) {
         log::warn!("{e}");
     }
+    if let Some(m) = manager(state) {
+        m.destroy()?;
+    }
     dir.remove()?;
     Ok(())
+}
+
+/// Pause (freeze) or resume (thaw) every process of the container.
+pub fn pause(store: &Store, id: &str, pause: bool) -> Result<()> {
+    let (_dir, state, status) = load(store, id)?;
+    status.check(if pause { Op::Pause } else { Op::Resume })?;
+    let m = manager(&state).ok_or_else(|| anyhow!("container {id:?} has no cgroup to freeze"))?;
+    if pause {
+        m.freeze()?;
+    } else {
+        m.thaw()?;
+    }
+    Ok(())
+}
+
+/// Change the limits of a live container; the new resources are kept in
+/// its state.
+pub fn update(store: &Store, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let (dir, mut state, status) = load(store, id)?;
+    status.check(Op::Update)?;
+    let m = manager(&state).ok_or_else(|| anyhow!("container {id:?} has no cgroup"))?;
+    for w in cgroups::validate(r, m.paths())? {
+        log::warn!("{w}");
+    }
+    m.apply(r)?;
+    if let Some(linux) = state.config.linux_mut() {
+        linux.set_resources(Some(merge_resources(
+            linux.resources().clone().unwrap_or_default(),
+            r,
+        )));
+    }
+    dir.save(&state)?;
+    Ok(())
+}
+
+/// Fields set in `new` replace those of `old` (as runc's update merges).
+fn merge_resources(
+    old: oci_spec::runtime::LinuxResources,
+    new: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    let mut o = serde_json::to_value(old).unwrap_or_default();
+    let n = serde_json::to_value(new).unwrap_or_default();
+    merge_json(&mut o, &n);
+    serde_json::from_value(o).unwrap_or_else(|_| new.clone())
+}
+
+fn merge_json(a: &mut serde_json::Value, b: &serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge_json(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) if !b.is_null() => *a = b.clone(),
+        _ => {}
+    }
+}
+
+/// The device cgroup rules: the spec's own, then (as runc) the devices
+/// every container gets — the defaults /dev holds, the pty devices, tun —
+/// and each `linux.devices` entry.
+fn with_default_devices(spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    let rule = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let v = serde_json::json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
+        serde_json::from_value::<oci_spec::runtime::LinuxDeviceCgroup>(v).expect("valid rule")
+    };
+    rules.push(rule("c", None, None, "m"));
+    rules.push(rule("b", None, None, "m"));
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(8)),
+        (1, Some(7)),
+        (5, Some(0)),
+        (1, Some(5)),
+        (1, Some(9)),
+        (5, Some(1)),
+        (136, None),
+        (5, Some(2)),
+        (10, Some(200)),
+    ] {
+        rules.push(rule("c", Some(major), minor, "rwm"));
+    }
+    for d in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
+        let t = match d.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => "b",
+            _ => "c",
+        };
+        rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    r.set_devices(Some(rules));
+    r
 }

@@ -106,36 +106,3 @@ mod tests {
         assert!(Status::Paused.check(Op::Exec).is_err());
     }
 }
-
-/// Is the process's freezer cgroup frozen? (v1 freezer.state, or v2
-/// cgroup.events `frozen 1`.)
-pub fn frozen(pid: i32) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return false;
-    };
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (
-            parts.next(),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        if ctrls.split(',').any(|c| c == "freezer") {
-            let f = format!("/sys/fs/cgroup/freezer{path}/freezer.state");
-            return std::fs::read_to_string(f).is_ok_and(|s| s.trim() == "FROZEN");
-        }
-        if ctrls.is_empty() {
-            let base = if std::path::Path::new("/sys/fs/cgroup/unified").exists() {
-                "/sys/fs/cgroup/unified"
-            } else {
-                "/sys/fs/cgroup"
-            };
-            if let Ok(ev) = std::fs::read_to_string(format!("{base}{path}/cgroup.events")) {
-                if ev.lines().any(|l| l == "frozen 1") {
-                    return true;
-                }
-            }
-        }
-    }
-    false
-}

@@ -206,7 +206,7 @@ impl ContainerDir {
         if self.fifo().exists() {
             return Status::Created;
         }
-        if super::status::frozen(state.pid) {
+        if super::lifecycle::manager(state).is_some_and(|m| m.is_frozen().unwrap_or(false)) {
             return Status::Paused;
         }
         Status::Running

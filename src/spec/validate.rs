@@ -75,7 +75,6 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Error> {
         let unsupported = [
             ("linux.intelRdt", linux.intel_rdt().is_some()),
             ("linux.personality", linux.personality().is_some()),
-            ("linux.seccomp", linux.seccomp().is_some()),
         ];
         for (field, set) in unsupported {
             if set {

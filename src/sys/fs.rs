@@ -296,9 +296,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     f.write_all(data).with_ctx(what)?;
     drop(f);
     std::fs::rename(&tmp, path)
-        .map_err(|e| {
+        .inspect_err(|_e| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .with_ctx(what)
 }

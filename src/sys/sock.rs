@@ -24,7 +24,7 @@ pub fn send(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
     loop {
-        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::empty(), None) {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
             Err(nix::errno::Errno::EINTR) => continue,
             r => return r.map(|_| ()).ctx("sync socket: send"),
         }
@@ -65,7 +65,7 @@ pub fn send_console(path: &std::path::Path, master: &OwnedFd, name: &str) -> Res
         stream.as_raw_fd(),
         &iov,
         &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
+        MsgFlags::MSG_NOSIGNAL,
         None,
     )
     .with_ctx(what)?;

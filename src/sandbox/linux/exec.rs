@@ -20,6 +20,8 @@ pub struct ExecOpts<'a> {
     pub process: &'a Process,
     pub console_socket: Option<&'a Path>,
     pub preserve_fds: u32,
+    /// The container's cgroups (else the init's are joined as found).
+    pub cgroup: Option<&'a crate::cgroups::Manager>,
 }
 
 pub struct Execed {
@@ -101,7 +103,10 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         e
     };
     let sock = parent_sock.as_raw_fd();
-    cgroupfs::join_cgroups_of(child, o.init_pid).map_err(fail)?;
+    match o.cgroup {
+        Some(m) => m.add_pid(child).map_err(|e| fail(e.to_string()))?,
+        None => cgroupfs::join_cgroups_of(child, o.init_pid).map_err(fail)?,
+    }
     msg::send(sock, &Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut pty = None;
     loop {
@@ -168,7 +173,7 @@ fn child_main(
     let filter = seccomp_filter(o.config)?;
     if !nnp {
         if let Some(f) = &filter {
-            super::seccomp::install(f)?;
+            f.install().map_err(|e| e.to_string())?;
         }
     }
     caps::drop_bounding(capsets.bounding).map_err(|e| e.to_string())?;
@@ -191,15 +196,17 @@ fn child_main(
     msg::send(sock, &Msg::Ready).map_err(|e| e.to_string())?;
     if nnp {
         if let Some(f) = &filter {
-            super::seccomp::install(f)?;
+            f.install().map_err(|e| e.to_string())?;
         }
     }
     init::exec(&exe, p.args().as_deref().unwrap_or(&[]), &env)
 }
 
 fn seccomp_filter(config: &Spec) -> Result<Option<super::seccomp::Filter>, String> {
-    match config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        None => Ok(None),
-        Some(_) => Err("linux.seccomp: not supported by husk yet".into()),
-    }
+    config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(super::seccomp::compile_for_container)
+        .transpose()
 }

@@ -246,7 +246,7 @@ fn terminal(init: &Init, root: &OwnedFd) -> R<()> {
     }
     msg::send_fd(init.sock, &Msg::Pty(name.clone()), master.as_raw_fd()).map_err(e)?;
     drop(master);
-    console::bind_console(root, &name).map_err(e)?;
+    console::bind_console(root, &slave).map_err(e)?;
     console::take_slave(&slave).map_err(e)
 }
 
@@ -268,7 +268,7 @@ fn names(spec: &Spec) -> R<()> {
 
 fn seccomp(init: &Init) -> R<()> {
     if let Some(f) = init.seccomp {
-        super::seccomp::install(f).map_err(e)?;
+        f.install().map_err(e)?;
     }
     Ok(())
 }

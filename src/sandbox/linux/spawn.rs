@@ -22,6 +22,11 @@ pub struct CreateOpts<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The container's cgroups: the child joins them before it unshares
+    /// its cgroup namespace.
+    pub cgroup: Option<&'a crate::cgroups::Manager>,
+    /// The compiled linux.seccomp filter (compiled before any side effect).
+    pub seccomp: Option<&'a super::seccomp::Filter>,
 }
 
 pub struct Spawned {
@@ -144,18 +149,8 @@ pub fn create(
     if let Some(adj) = process.oom_score_adj() {
         oom_preflight(adj)?;
     }
-    let (capsets, mut warnings) = caps::resolve(process.capabilities().as_ref());
-    if spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
-        .is_some()
-    {
-        warnings.push(
-            "linux.resources: not applied yet (cgroup limits come with the cgroups work)".into(),
-        );
-    }
-
+    let (capsets, warnings) = caps::resolve(process.capabilities().as_ref());
+    let filter = o.seccomp;
     // Namespaces: pid and time are entered here (they apply to children);
     // the others are joined by the child, user first.
     let mut join = Vec::new();
@@ -228,7 +223,7 @@ pub fn create(
             no_new_keyring: o.no_new_keyring,
             preserve_fds: o.preserve_fds,
             caps: capsets,
-            seccomp: None,
+            seccomp: filter,
         });
     }
     drop(child_sock);
@@ -236,6 +231,9 @@ pub fn create(
     cleanup.pids.push(child);
     let sock = parent_sock.as_raw_fd();
 
+    if let Some(m) = o.cgroup {
+        m.add_pid(child).map_err(|e| e.to_string())?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string())
             .map_err(|e| format!("process.oomScoreAdj {adj}: {e}"))?;

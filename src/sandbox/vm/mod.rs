@@ -1,1 +1,18 @@
 //! The KVM microVM sandbox.
+//!
+//! - `initramfs`: the per-container newc cpio archive (rootfs + agent).
+//! - `channel`: the framed agent protocol over COM2, shared with husk-agent.
+//! - `memory`, `boot`: guest RAM and its layout; bzImage loading and the
+//!   64-bit boot protocol.
+//! - `devices`: COM1 (console log), COM2 (agent), the i8042 reset line.
+//! - `vmm`: the VM, its vCPU loop, and the handle to a running VM.
+//! - `guest`: the kernel command line and the container's initramfs.
+pub mod boot;
+pub mod channel;
+pub mod devices;
+pub mod guest;
+pub mod initramfs;
+pub mod memory;
+pub mod vmm;
+
+pub use vmm::{RunningVm, Vm, VmConfig, VmExit, VmmError};
