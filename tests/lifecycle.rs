@@ -103,7 +103,11 @@ fn delete_created_kills_init_and_runs_poststop() {
     let mut b = ctx.bundle();
     b.args(&["true"]).hook(
         "poststop",
-        host_sh_hook(&format!("echo poststop >> {}", log.display())),
+        // Reads its stdin: see the SIGPIPE test in tests/hooks.rs.
+        host_sh_hook(&format!(
+            "cat > /dev/null; echo poststop >> {}",
+            log.display()
+        )),
     );
     let id = ctx.create(&b);
     let pid = ctx.pid(&id);

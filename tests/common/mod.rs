@@ -228,12 +228,16 @@ pub fn procs_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
-/// The host's mount points (field 5 of mountinfo), for leak checks.
+/// The host's mount points (field 5 of mountinfo) that a husk test could
+/// leak: under the shared rootfs or one of the tests' temp dirs. (Other
+/// suites on this machine mount and unmount concurrently elsewhere.)
 pub fn host_mounts() -> Vec<String> {
+    let rootfs = rootfs().to_string_lossy().into_owned();
     let mut v: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| p.starts_with(&rootfs) || p.contains("husk-itest-"))
         .collect();
     v.sort();
     v
