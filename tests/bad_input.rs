@@ -129,7 +129,6 @@ fn bad_namespace_path() {
 }
 
 #[test]
-#[ignore = "husk bug: a namespace path of another type is joined (setns with nstype 0): net ns stays the host's"]
 fn namespace_path_of_wrong_type() {
     let ctx = Ctx::new("nspathtype");
     let b = bundle_with(&ctx, |b| {

@@ -7,7 +7,6 @@ use serde_json::Value;
 use std::fs;
 
 #[test]
-#[ignore = "husk bug: `husk spec` panics: global --rootless (Option<String>) clashes with spec --rootless (bool)"]
 fn spec_writes_runc_default_and_refuses_to_overwrite() {
     let ctx = Ctx::new("spec");
     let dir = ctx.tempdir("spec");

@@ -105,7 +105,6 @@ fn failing_create_runtime_hook_fails_create_cleanly() {
 }
 
 #[test]
-#[ignore = "husk bug: a hook that exits without reading its stdin can kill husk with SIGPIPE"]
 fn failing_hook_that_ignores_stdin_fails_create_cleanly() {
     // `/bin/false` races husk's write of the state: when it has exited
     // first, the write hits EPIPE. Repeat to make that likely.
@@ -129,7 +128,6 @@ fn poststop_runs_on_delete_after_exit() {
 }
 
 #[test]
-#[ignore = "husk bug: poststart hooks can run before the startContainer hooks (start does not wait for them)"]
 fn startcontainer_runs_before_poststart() {
     for i in 0..10 {
         let ctx = Ctx::new(&format!("hookorder{i}"));

@@ -368,7 +368,6 @@ fn list_table_json_and_quiet() {
 }
 
 #[test]
-#[ignore = "husk bug: start/run of a process that exits at once fails with `container init is gone`"]
 fn start_of_a_process_that_exits_at_once_succeeds() {
     let ctx = Ctx::new("race");
     let mut b = ctx.bundle();

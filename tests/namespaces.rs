@@ -38,7 +38,6 @@ fn without_namespace_shares_hosts() {
 }
 
 #[test]
-#[ignore = "husk bug: with a user namespace the init dies before start: open exec fifo: Permission denied"]
 fn user_namespace_mappings() {
     let ctx = Ctx::new("userns");
     let mut b = ctx.bundle();

@@ -97,7 +97,6 @@ fn rlimit_above_host_hard_limit_fails_cleanly() {
 }
 
 #[test]
-#[ignore = "husk bug: a non-root process.user dies before start: open exec fifo: Permission denied"]
 fn user_uid_gid_additional_gids() {
     let ctx = Ctx::new("user");
     let mut b = ctx.bundle();
@@ -133,7 +132,6 @@ fn home_from_passwd_when_unset() {
 }
 
 #[test]
-#[ignore = "husk bug: a non-root process.user dies before start: open exec fifo: Permission denied"]
 fn home_from_passwd_for_nonroot_user() {
     let ctx = Ctx::new("homenobody");
     let mut b = ctx.bundle();

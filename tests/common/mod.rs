@@ -255,7 +255,7 @@ pub fn ns_inode(pid: &str, ns: &str) -> String {
 /// exits within microseconds makes start/run fail with "container init is
 /// gone". Scripts pause briefly first so the other tests test their own
 /// feature. Set to "" once the bug is fixed.
-pub const START_RACE_PAUSE: &str = "sleep 0.05; ";
+pub const START_RACE_PAUSE: &str = "";
 
 // ---------------------------------------------------------------- context
 
