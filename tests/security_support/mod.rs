@@ -356,6 +356,7 @@ pub fn host_mounts() -> Vec<String> {
         .unwrap()
         .lines()
         .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
+        .filter(|l| l.contains("husk-sec-") || l.contains("husk-hostile"))
         .collect();
     v.sort();
     v
