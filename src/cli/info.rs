@@ -1,5 +1,6 @@
 //! `spec`, `features`, and the unsupported commands.
 
+use super::out;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -131,6 +132,6 @@ pub fn features() -> Result<i32> {
             "dev.husk.vm": "run this container in its own KVM microVM (\"true\"); not available yet"
         }
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    out!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)
 }

@@ -15,6 +15,22 @@ mod state;
 mod update;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
+
+/// Print a line on stdout; a closed stdout (`husk list | head`) ends husk
+/// quietly, as it would any Unix tool. (SIGPIPE stays ignored: husk writes
+/// to hooks' stdin and sockets that may close early.)
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::emit(&format!($($arg)*)) };
+}
+pub(crate) use out;
+
+pub fn emit(line: &str) {
+    let mut o = std::io::stdout().lock();
+    if writeln!(o, "{line}").and_then(|_| o.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]

@@ -90,6 +90,10 @@ fn create_in(
     mgr: &Manager,
     filter: Option<&seccomp::Filter>,
 ) -> Result<(State, Option<OwnedFd>)> {
+    let mut bundle = bundle;
+    if super::notify::host_socket().is_some() {
+        super::notify::setup_spec(&mut bundle.spec, &dir.path)?;
+    }
     let mut state = State {
         oci_version: bundle.spec.version().clone(),
         id: id.to_string(),
@@ -154,12 +158,17 @@ pub fn write_pid_file(p: &Path, pid: i32) -> std::result::Result<(), crate::sys:
     crate::sys::fs::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
+/// Our user's name from /etc/passwd (read directly: no NSS on this path).
 fn owner_name() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|pw| {
+            pw.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 
@@ -182,7 +191,17 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 
 /// Start a container known to be created (run's own create, or `start`).
 pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
+    let notify = match super::notify::host_socket() {
+        Some(host) if dir.path.join("notify").is_dir() => {
+            Some((host, super::notify::listen(&dir.path)?))
+        }
+        _ => None,
+    };
     release(dir, state)?;
+    if let Some((host, sock)) = notify {
+        let (pid, start) = (state.pid, state.init_start_time);
+        super::notify::relay(&sock, &host, || crate::sys::proc::alive(pid, start), pid)?;
+    }
     let json = state.hook_json(Status::Running);
     if let Err(e) = hooks::run("poststart", &hook_list(state, |h| h.poststart()), &json) {
         log::warn!("{e}");
@@ -193,6 +212,10 @@ pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
 /// Open the fifo for reading (the init is blocked opening it for writing),
 /// read its byte, remove it: from then on the container is running.
 pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
+    // The pidfd first: once the fifo is open the init may exec and exit at
+    // once, and a byte read then still means it started.
+    let pidfd = PidFd::open(state.pid, state.init_start_time)?
+        .ok_or_else(|| anyhow!("container init is gone"))?;
     let fifo = dir.fifo();
     let fd = nix::fcntl::open(
         &fifo,
@@ -202,8 +225,6 @@ pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
     .with_context(|| format!("open {}", fifo.display()))?;
     // SAFETY: fresh fd.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let pidfd = PidFd::open(state.pid, state.init_start_time)?
-        .ok_or_else(|| anyhow!("container init is gone"))?;
     // Wait for the byte, or for the init to die first.
     let mut fds = [
         libc::pollfd {

@@ -75,10 +75,16 @@ fn run(init: Init) -> R<Infallible> {
     }
     dev(&init, &root)?;
     mkdir_all_in_root(&root, p.cwd(), 0o755).map_err(e)?;
-    msg::send(init.sock, &Msg::RuntimeHooks).map_err(e)?;
-    let state = match expect(init.sock, "the createRuntime hooks")? {
-        Msg::HooksDone(s) => s,
-        other => return Err(format!("unexpected {other:?}")),
+    // The state JSON for the container's own hooks comes with the runtime
+    // hooks' round trip, skipped when the spec has no hooks at all.
+    let state = if has_hooks(spec) {
+        msg::send(init.sock, &Msg::RuntimeHooks).map_err(e)?;
+        match expect(init.sock, "the createRuntime hooks")? {
+            Msg::HooksDone(s) => s,
+            other => return Err(format!("unexpected {other:?}")),
+        }
+    } else {
+        String::new()
     };
     run_hooks("createContainer", spec, &state)?;
     rootfs::pivot(&root, init.no_pivot).map_err(e)?;
@@ -230,6 +236,20 @@ fn dev(init: &Init, root: &OwnedFd) -> R<()> {
     Ok(())
 }
 
+fn has_hooks(spec: &Spec) -> bool {
+    #[allow(deprecated)]
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
 fn run_hooks(kind: &'static str, spec: &Spec, state: &str) -> R<()> {
     let Some(h) = spec.hooks() else { return Ok(()) };
     let list = match kind {
@@ -307,7 +327,12 @@ pub fn lookup(p: &Process) -> R<PathBuf> {
         .cloned()
         .unwrap_or_default();
     if name.contains('/') {
-        return Ok(PathBuf::from(name));
+        // As runc: a missing program fails create, not the start after it.
+        return match std::fs::metadata(&name) {
+            Ok(m) if m.is_file() => Ok(PathBuf::from(name)),
+            Ok(_) => Err(format!("process.args[0]: {name:?}: not a regular file")),
+            Err(e) => Err(format!("process.args[0]: {name:?}: {}", crate::spec::io_msg(&e))),
+        };
     }
     let path = p
         .env()
@@ -375,16 +400,13 @@ pub fn exec(exe: &Path, args: &[String], env: &[String]) -> R<Infallible> {
     Err(format!("exec {}: {}", exe.display(), err.desc()))
 }
 
-/// The program starts with default signal dispositions and an empty mask,
-/// whatever husk itself ignored or blocked.
+/// The program starts with an empty signal mask (`run` and `exec` block
+/// signals to read them from a signalfd) and SIGPIPE at its default. husk
+/// installs no handlers, and execve resets caught ones anyway.
 pub fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of this process.
+    // SAFETY: resetting one disposition and the mask of this process.
     unsafe {
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
