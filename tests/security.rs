@@ -409,7 +409,11 @@ fn preserved_dir_cwd(env: &Env, args: &[&str], host_dir: &Path) -> support::Out 
     // SAFETY: dup2 in the child before exec.
     unsafe {
         c.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            // dup2(3, 3) would keep close-on-exec: clear it explicitly.
+            if raw != 3 && libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
