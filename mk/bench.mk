@@ -24,8 +24,8 @@ bench-deps:
 
 # The bundle's rootfs comes from bundles/busybox/prepare.sh when the tree has
 # it; without it the harness builds its own from busybox-static.
-bench: bench-deps
-	$(BENCH_CARGO) build --release --bin husk
+# The binary measured is the one `make build` ships (static, non-PIE).
+bench: bench-deps build
 	@if [ -f bundles/busybox/prepare.sh ]; then $(BENCH_SUDO) bash bundles/busybox/prepare.sh; fi
 	@mkdir -p target/bench
 	@bash -o pipefail -c "$(BENCH_SUDO) python3 integration/bench/bench.py $(BENCH_ARGS) \

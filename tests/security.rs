@@ -519,7 +519,6 @@ fn cve_2024_21626_create_cwd_preserved_host_dir() {
 }
 
 #[test]
-#[ignore = "husk gap: exec does not check that process.cwd resolves inside the container (exec.rs child_main only chdirs; init.rs finish_process checks)"]
 fn cve_2024_21626_exec_cwd_preserved_host_dir() {
     need_root!();
     let env = Env::new("21626x");

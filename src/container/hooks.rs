@@ -50,9 +50,10 @@ fn run_one(h: &Hook, state_json: &str) -> Result<(), String> {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state_json.as_bytes());
     }
+    // A timeout too large to add to now is no timeout at all.
     let deadline = h
         .timeout()
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+        .and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
             Some(st) => break st,

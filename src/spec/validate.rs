@@ -24,6 +24,9 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Error> {
             ));
         }
         nul_free(m.destination(), &format!("{field}.destination"))?;
+        if let Some(src) = m.source() {
+            nul_free(src, &format!("{field}.source"))?;
+        }
         let typ = m.typ().as_deref().unwrap_or("");
         let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]), typ, &field)?;
         if opts.is_bind() && m.source().is_none() {
@@ -37,6 +40,14 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Error> {
                 format!("{field}.type"),
                 "missing (and not a bind mount)",
             ));
+        }
+    }
+    for (field, v) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if v.as_deref().is_some_and(|h| h.contains('\0')) {
+            return Err(Error::field(field, "contains a NUL byte"));
         }
     }
     let has = |t| super::has_namespace(spec, t);
@@ -71,6 +82,7 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Error> {
                     "must be an absolute path",
                 ));
             }
+            nul_free(d.path(), &format!("linux.devices[{i}].path"))?;
         }
         let unsupported = [
             ("linux.intelRdt", linux.intel_rdt().is_some()),
@@ -106,6 +118,15 @@ pub fn validate_spec(spec: &Spec) -> Result<(), Error> {
                     format!("hooks.{name}[{i}].path"),
                     "must be an absolute path",
                 ));
+            }
+            nul_free(h.path(), &format!("hooks.{name}[{i}].path"))?;
+            for (what, list) in [("args", h.args()), ("env", h.env())] {
+                if list.iter().flatten().any(|a| a.contains('\0')) {
+                    return Err(Error::field(
+                        format!("hooks.{name}[{i}].{what}"),
+                        "contains a NUL byte",
+                    ));
+                }
             }
             if h.timeout().is_some_and(|t| t <= 0) {
                 return Err(Error::field(

@@ -179,8 +179,7 @@ fn child_main(
     caps::drop_bounding(capsets.bounding).map_err(|e| e.to_string())?;
     user::switch(p.user()).map_err(|e| e.to_string())?;
     caps::apply(capsets).map_err(|e| e.to_string())?;
-    nix::unistd::chdir(p.cwd())
-        .map_err(|e| format!("process.cwd {}: {}", p.cwd().display(), e.desc()))?;
+    init::chdir_checked(p.cwd())?;
     let exe = init::lookup(p)?;
     if nnp {
         // SAFETY: prctl with integer arguments.

@@ -291,15 +291,7 @@ fn seccomp(init: &Init) -> R<()> {
 /// cwd (checked to be inside the root, CVE-2024-21626), the program's
 /// path, and no_new_privs.
 fn finish_process(p: &Process, nnp: bool) -> R<PathBuf> {
-    nix::unistd::chdir(p.cwd())
-        .map_err(|x| format!("process.cwd {}: {}", p.cwd().display(), x.desc()))?;
-    let cwd = nix::unistd::getcwd().map_err(|x| format!("getcwd: {}", x.desc()))?;
-    if !cwd.is_absolute() {
-        return Err(format!(
-            "process.cwd {}: resolves outside the container",
-            p.cwd().display()
-        ));
-    }
+    chdir_checked(p.cwd())?;
     let exe = lookup(p)?;
     if nnp {
         // SAFETY: prctl with integer arguments.
@@ -311,6 +303,20 @@ fn finish_process(p: &Process, nnp: bool) -> R<PathBuf> {
         }
     }
     Ok(exe)
+}
+
+/// chdir, then check the cwd is inside our root: a cwd reached through a
+/// leaked fd (`/proc/self/fd/N`) is outside it, and getcwd says so
+/// (CVE-2024-21626).
+pub fn chdir_checked(cwd: &Path) -> R<()> {
+    nix::unistd::chdir(cwd).map_err(|x| format!("process.cwd {}: {}", cwd.display(), x.desc()))?;
+    match nix::unistd::getcwd() {
+        Ok(c) if c.is_absolute() => Ok(()),
+        _ => Err(format!(
+            "process.cwd {}: resolves outside the container",
+            cwd.display()
+        )),
+    }
 }
 
 /// Find args[0] along the process's PATH, as execvp would.
