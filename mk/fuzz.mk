@@ -9,10 +9,10 @@ fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 fuzz: fuzz-deps
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		mkdir -p fuzz/corpus/$$t; \
-		seeds=""; [ -d fuzz/seeds/$$t ] && seeds=fuzz/seeds/$$t; \
-		dict=""; [ $$t = seccomp_compile ] && dict=-dict=fuzz/seccomp.dict; \
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t; \
+		seeds=""; [ -d seeds/$$t ] && seeds=seeds/$$t; \
+		dict=""; [ $$t = seccomp_compile ] && dict=-dict=seccomp.dict; \
 		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-		(cd fuzz && cargo fuzz run -s none $$t corpus/$$t $${seeds#fuzz/} -- -max_total_time=$(FUZZ_SECONDS) $${dict#-dict=fuzz/} ) ; \
+		cargo fuzz run -s none $$t corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) $$dict; \
 	done
