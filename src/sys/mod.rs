@@ -4,6 +4,7 @@
 
 pub mod exe;
 pub mod fs;
+pub mod lsm;
 pub mod proc;
 pub mod sock;
 pub mod time;

@@ -176,6 +176,7 @@ fn child_main(
             f.install().map_err(|e| e.to_string())?;
         }
     }
+    let labels = init::ExecLabel::open(p)?;
     caps::drop_bounding(capsets.bounding).map_err(|e| e.to_string())?;
     user::switch(p.user()).map_err(|e| e.to_string())?;
     caps::apply(capsets).map_err(|e| e.to_string())?;
@@ -193,6 +194,7 @@ fn child_main(
     let env = init::environment(p);
     crate::sys::fs::cloexec_from(3 + o.preserve_fds);
     msg::send(sock, &Msg::Ready).map_err(|e| e.to_string())?;
+    labels.apply()?;
     if nnp {
         if let Some(f) = &filter {
             f.install().map_err(|e| e.to_string())?;

@@ -70,8 +70,14 @@ fn run(init: Init) -> R<Infallible> {
     let p = init.process;
     session(&init)?;
     let root = rootfs::prepare(spec, init.rootfs).map_err(e)?;
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().clone())
+        .unwrap_or_default();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        mounts::mount_one(&root, i, m, init.unshare & libc::CLONE_NEWCGROUP != 0).map_err(e)?;
+        let m = with_mount_label(m, &label);
+        mounts::mount_one(&root, i, &m, init.unshare & libc::CLONE_NEWCGROUP != 0).map_err(e)?;
     }
     dev(&init, &root)?;
     mkdir_all_in_root(&root, p.cwd(), 0o755).map_err(e)?;
@@ -89,6 +95,7 @@ fn run(init: Init) -> R<Infallible> {
     run_hooks("createContainer", spec, &state)?;
     rootfs::pivot(&root, init.no_pivot).map_err(e)?;
     rootfs::propagate(spec).map_err(e)?;
+    let labels = ExecLabel::open(p)?;
     if p.terminal().unwrap_or(false) {
         terminal(&init, &root)?;
     }
@@ -132,10 +139,59 @@ fn run(init: Init) -> R<Infallible> {
     // `start` opens the fifo; the startContainer hooks run before the byte
     // that lets `start` go on to the poststart hooks.
     wait_for_start(init.fifo, || run_hooks("startContainer", spec, &state))?;
+    labels.apply()?;
     if nnp {
         seccomp(&init)?;
     }
     exec(&exe, p.args().as_deref().unwrap_or(&[]), &env)
+}
+
+/// linux.mountLabel goes into the data of every mount but binds (SELinux's
+/// `context=`; the option parser passes it through as data).
+fn with_mount_label(m: &oci_spec::runtime::Mount, label: &str) -> oci_spec::runtime::Mount {
+    let mut m = m.clone();
+    let opts = m.options().clone().unwrap_or_default();
+    if label.is_empty()
+        || m.typ().as_deref() == Some("bind")
+        || opts.iter().any(|o| o == "bind" || o == "rbind")
+    {
+        return m;
+    }
+    let data = crate::sys::lsm::with_mount_label("", label);
+    m.set_options(Some(opts.into_iter().chain([data]).collect()));
+    m
+}
+
+/// The process's AppArmor profile or SELinux label: the procfs handle is
+/// opened while husk is still privileged, the label written just before
+/// execve.
+pub struct ExecLabel(Vec<(crate::sys::lsm::Lsm, String)>, Option<OwnedFd>);
+
+impl ExecLabel {
+    pub fn open(p: &Process) -> R<ExecLabel> {
+        use crate::sys::lsm::Lsm;
+        let mut v = Vec::new();
+        if let Some(a) = p.apparmor_profile().as_deref().filter(|a| !a.is_empty()) {
+            v.push((Lsm::AppArmor, a.to_string()));
+        }
+        if let Some(l) = p.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+            v.push((Lsm::SELinux, l.to_string()));
+        }
+        let fd = if v.is_empty() {
+            None
+        } else {
+            Some(crate::sys::lsm::trusted_procfs().map_err(e)?)
+        };
+        Ok(ExecLabel(v, fd))
+    }
+
+    pub fn apply(&self) -> R<()> {
+        for (lsm, label) in &self.0 {
+            let fd = self.1.as_ref().expect("opened with the labels");
+            crate::sys::lsm::set_exec_label(fd, *lsm, label, true).map_err(e)?;
+        }
+        Ok(())
+    }
 }
 
 /// Join what the spec names by path (user first), unshare the rest; with a
