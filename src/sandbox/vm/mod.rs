@@ -7,12 +7,14 @@
 //! - `devices`: COM1 (console log), COM2 (agent), the i8042 reset line.
 //! - `vmm`: the VM, its vCPU loop, and the handle to a running VM.
 //! - `guest`: the kernel command line and the container's initramfs.
+//! - `settings`: the `dev.husk.vm*` annotations, checked before create acts.
 pub mod boot;
 pub mod channel;
 pub mod devices;
 pub mod guest;
 pub mod initramfs;
 pub mod memory;
+pub mod settings;
 pub mod vmm;
 
 pub use vmm::{RunningVm, Vm, VmConfig, VmExit, VmmError};
