@@ -88,9 +88,11 @@ pub fn from_spec(spec: &Spec, host: &Host) -> Result<Option<VmSettings>, String>
     if let Some(v) = get(VCPUS) {
         match v.parse::<u32>() {
             Ok(1) => {}
-            Ok(n) => return Err(format!(
+            Ok(n) => {
+                return Err(format!(
                 "{VCPUS} {n}: only 1 vCPU is supported (SMP needs ACPI MADT tables, not built yet)"
-            )),
+            ))
+            }
             Err(_) => return Err(format!("{VCPUS} {v:?}: not a number")),
         }
     }
