@@ -11,6 +11,8 @@
 VM_KERNEL_DIR  ?= vm/kernel
 VM_KERNEL      ?= $(VM_KERNEL_DIR)/vmlinuz
 VM_TARGET      := x86_64-unknown-linux-gnu
+# The same flags as the top-level build, so the two share one build.
+HUSK_RUSTFLAGS ?= -C target-feature=+crt-static -C relocation-model=static
 # The agent is linked statically: it runs as PID 1 in a guest with no libc.
 # A separate cargo invocation with an explicit --target keeps +crt-static
 # away from proc-macros (they are built for the host without RUSTFLAGS).
@@ -37,7 +39,7 @@ $(VM_KERNEL):
 	echo "vm-kernel: $$real -> $(VM_KERNEL)"
 
 vm-agent:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin husk-agent --target $(VM_TARGET)
+	RUSTFLAGS="$(HUSK_RUSTFLAGS)" cargo build --release --bin husk-agent --target $(VM_TARGET)
 
 vm-testguest: $(TESTGUEST)
 

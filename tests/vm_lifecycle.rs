@@ -12,7 +12,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+/// The husk under test: $HUSK_BIN (make test's release build), else
+/// cargo's own.
+fn husk_bin() -> PathBuf {
+    std::env::var_os("HUSK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_husk").into())
+}
 
 fn guest() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -101,7 +107,9 @@ impl Case {
     fn husk(&self, args: &[&str]) -> Output {
         let root = self.dir.join("root");
         let (o, e) = (self.dir.join("stdout"), self.dir.join("stderr"));
-        let status = Command::new(HUSK)
+        // The test guest ignores the initramfs; any agent binary will do.
+        let status = Command::new(husk_bin())
+            .env("HUSK_AGENT", env!("CARGO_BIN_EXE_husk-agent"))
             .arg("--root")
             .arg(&root)
             .args(args)

@@ -1,6 +1,7 @@
 //! `events`: runc-shaped JSON — `--stats` once, else a stream of stats
 //! every `--interval` plus OOM events, until the container stops.
 
+use super::out;
 use crate::cgroups::OomEvent;
 use crate::container::{lifecycle, Status, Store};
 use anyhow::{anyhow, bail, Result};
@@ -55,7 +56,7 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
     let m =
         lifecycle::manager(&state).ok_or_else(|| anyhow!("container {:?} has no cgroup", a.id))?;
     if a.stats {
-        println!("{}", stats_line(&a.id, &m)?);
+        out!("{}", stats_line(&a.id, &m)?);
         return Ok(0);
     }
     let mut oom = m.oom_events().ok();
@@ -79,7 +80,7 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
         if ready {
             match oom.as_mut().map(|w| w.wait()) {
                 Some(Ok(OomEvent::Oom(_))) => {
-                    println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+                    out!("{}", serde_json::json!({"type": "oom", "id": a.id}));
                 }
                 Some(Ok(OomEvent::Gone)) | Some(Err(_)) => oom = None,
                 None => {}
@@ -93,7 +94,7 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
         }
         if !ready {
             if let Ok(line) = stats_line(&a.id, &m) {
-                println!("{line}");
+                out!("{line}");
             }
         }
         drop(st);

@@ -1,5 +1,6 @@
 //! `spec`, `features`, and the unsupported commands.
 
+use super::out;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -136,6 +137,6 @@ pub fn features() -> Result<i32> {
         },
         "annotations": annotations
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    out!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)
 }

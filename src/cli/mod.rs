@@ -15,6 +15,22 @@ mod state;
 mod update;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
+
+/// Print a line on stdout; a closed stdout (`husk list | head`) ends husk
+/// quietly, as it would any Unix tool. (SIGPIPE stays ignored: husk writes
+/// to hooks' stdin and sockets that may close early.)
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::emit(&format!($($arg)*)) };
+}
+pub(crate) use out;
+
+pub fn emit(line: &str) {
+    let mut o = std::io::stdout().lock();
+    if writeln!(o, "{line}").and_then(|_| o.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -113,6 +129,9 @@ pub fn main() -> i32 {
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver needs a running systemd, and none was found");
+    }
+    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
+        crate::sys::exe::ensure_sealed().map_err(|e| anyhow::anyhow!(e))?;
     }
     let store = crate::container::Store::new(&cli.root);
     match &cli.cmd {

@@ -1,5 +1,6 @@
 //! `state`, `list`, `ps`: runc's output shapes.
 
+use super::out;
 use crate::container::{lifecycle, Status, Store};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -32,7 +33,7 @@ pub struct PsArgs {
 
 pub fn state(store: &Store, a: &StateArgs) -> Result<i32> {
     let (_d, st, status) = lifecycle::load(store, &a.id)?;
-    println!("{}", serde_json::to_string_pretty(&st.report(status))?);
+    out!("{}", serde_json::to_string_pretty(&st.report(status))?);
     Ok(0)
 }
 
@@ -45,12 +46,12 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
     }
     if a.quiet {
         for r in &reports {
-            println!("{}", r.id);
+            out!("{}", r.id);
         }
         return Ok(0);
     }
     if a.format == "json" {
-        println!("{}", serde_json::to_string(&reports)?);
+        out!("{}", serde_json::to_string(&reports)?);
         return Ok(0);
     }
     let rows: Vec<[String; 6]> =
@@ -66,7 +67,7 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
                 ]
             }))
             .collect();
-    print!("{}", table(&rows));
+    out!("{}", table(&rows).trim_end_matches('\n'));
     Ok(0)
 }
 
@@ -102,7 +103,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<i32> {
     }
     let pids = lifecycle::container_pids(&st);
     if a.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        out!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
     let args = if a.ps_args.is_empty() {
@@ -120,7 +121,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<i32> {
         .split_whitespace()
         .position(|h| h == "PID")
         .ok_or_else(|| anyhow::anyhow!("ps output has no PID column"))?;
-    println!("{header}");
+    out!("{header}");
     for l in lines {
         if let Some(p) = l
             .split_whitespace()
@@ -128,7 +129,7 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<i32> {
             .and_then(|p| p.parse::<i32>().ok())
         {
             if pids.contains(&p) {
-                println!("{l}");
+                out!("{l}");
             }
         }
     }

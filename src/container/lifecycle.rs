@@ -168,12 +168,17 @@ pub fn write_pid_file(p: &Path, pid: i32) -> std::result::Result<(), crate::sys:
     crate::sys::fs::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
+/// Our user's name from /etc/passwd (read directly: no NSS on this path).
 fn owner_name() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|pw| {
+            pw.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 
@@ -207,6 +212,10 @@ pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
 /// Open the fifo for reading (the init is blocked opening it for writing),
 /// read its byte, remove it: from then on the container is running.
 pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
+    // The pidfd first: once the fifo is open the init may exec and exit at
+    // once, and a byte read then still means it started.
+    let pidfd = PidFd::open(state.pid, state.init_start_time)?
+        .ok_or_else(|| anyhow!("container init is gone"))?;
     let fifo = dir.fifo();
     let fd = nix::fcntl::open(
         &fifo,
@@ -216,8 +225,6 @@ pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
     .with_context(|| format!("open {}", fifo.display()))?;
     // SAFETY: fresh fd.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let pidfd = PidFd::open(state.pid, state.init_start_time)?
-        .ok_or_else(|| anyhow!("container init is gone"))?;
     // Wait for the byte, or for the init to die first.
     let mut fds = [
         libc::pollfd {

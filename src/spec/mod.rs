@@ -71,7 +71,13 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle, Error> {
     let dir = std::path::absolute(bundle).map_err(|e| Error::file(bundle, e.to_string()))?;
     let cfg = dir.join("config.json");
     let data = std::fs::read(&cfg).map_err(|e| Error::file(&cfg, io_msg(&e)))?;
-    let spec: Spec = parse_json(&cfg, &data)?;
+    let spec: Spec = if needs_fixups(&data) {
+        let mut v: serde_json::Value = parse_json(&cfg, &data)?;
+        fixups(&mut v);
+        parse_json(&cfg, &serde_json::to_vec(&v).expect("serializable"))?
+    } else {
+        parse_json(&cfg, &data)?
+    };
     let root = spec
         .root()
         .as_ref()
@@ -125,4 +131,48 @@ pub fn namespaces(spec: &Spec) -> Vec<oci_spec::runtime::LinuxNamespace> {
 
 pub fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
     namespaces(spec).iter().any(|n| n.typ() == t)
+}
+
+/// Does the config use a spelling oci-spec 0.7 gets wrong?
+fn needs_fixups(data: &[u8]) -> bool {
+    let has = |n: &[u8]| data.windows(n.len()).any(|w| w == n);
+    has(b"timeOffsets") || has(b"IOPSDevice")
+}
+
+/// Bring the runtime spec's spelling to what oci-spec 0.7 reads:
+/// `linux.timeOffsets.<clock>` is `{"secs":S,"nanosecs":N}` in the spec and
+/// a string in the crate (kept as "S N", the timens_offsets form), and the
+/// IOPS throttles are `throttle*IOPSDevice` in the spec but `*IopsDevice` in
+/// the crate (which would otherwise drop them silently).
+pub fn fixups(v: &mut serde_json::Value) {
+    if let Some(t) = v
+        .pointer_mut("/linux/timeOffsets")
+        .and_then(|t| t.as_object_mut())
+    {
+        for (_clock, off) in t.iter_mut() {
+            if off.is_object() {
+                let secs = off.get("secs").and_then(|x| x.as_i64()).unwrap_or(0);
+                let nanos = off.get("nanosecs").and_then(|x| x.as_u64()).unwrap_or(0);
+                *off = serde_json::Value::String(format!("{secs} {nanos}"));
+            }
+        }
+    }
+    if let Some(r) = v.pointer_mut("/linux/resources") {
+        fix_resources(r);
+    }
+}
+
+/// The IOPS throttle spelling fix for a bare `linux.resources` object (as
+/// `update --resources` reads it).
+pub fn fix_resources(r: &mut serde_json::Value) {
+    if let Some(b) = r.pointer_mut("/blockIO").and_then(|b| b.as_object_mut()) {
+        for (from, to) in [
+            ("throttleReadIOPSDevice", "throttleReadIopsDevice"),
+            ("throttleWriteIOPSDevice", "throttleWriteIopsDevice"),
+        ] {
+            if let Some(x) = b.remove(from) {
+                b.insert(to.into(), x);
+            }
+        }
+    }
 }

@@ -190,8 +190,51 @@ fn push_components(pending: &mut Vec<Vec<u8>>, p: &Path) {
 pub fn mkdir_all_in_root(root: &impl AsFd, path: &Path, mode: u32) -> Result<OwnedFd> {
     let what = || format!("mkdir {} in rootfs", path.display());
     let rel = relative(path);
+    mkdir_rel(root, &rel, mode).with_ctx(what)
+}
+
+/// The common case costs one openat2: the directory exists. A missing one
+/// is made under its parent (resolved the same way, recursively) and opened
+/// with O_NOFOLLOW from that parent fd, so a name swapped for a symlink
+/// meanwhile is never followed; it then goes back through the resolver.
+fn mkdir_rel(root: &impl AsFd, rel: &Path, mode: u32) -> nix::Result<OwnedFd> {
     let dirflags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    let mut cur = open_in_root(root, Path::new("."), dirflags).with_ctx(what)?;
+    match open_in_root(root, rel, dirflags) {
+        Err(Errno::ENOENT) => {}
+        r => return r,
+    }
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(Errno::ENOENT);
+    };
+    if rel.components().any(|c| c == Component::ParentDir) {
+        // `..` makes the lexical parent a different directory: let the
+        // resolver walk it one prefix at a time instead.
+        return mkdir_prefixes(root, rel, mode);
+    }
+    let dir = mkdir_rel(root, parent, mode)?;
+    let cname = cstr(name);
+    // SAFETY: valid C string, fd we own.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), mode) } < 0
+        && Errno::last() != Errno::EEXIST
+    {
+        return Err(Errno::last());
+    }
+    match openat(
+        Some(dir.as_raw_fd()),
+        cname.as_c_str(),
+        dirflags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        // SAFETY: fresh fd.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => open_in_root(root, rel, dirflags),
+        Err(e) => Err(e),
+    }
+}
+
+fn mkdir_prefixes(root: &impl AsFd, rel: &Path, mode: u32) -> nix::Result<OwnedFd> {
+    let dirflags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let mut cur = open_in_root(root, Path::new("."), dirflags)?;
     let mut prefix = PathBuf::new();
     for comp in rel.components() {
         prefix.push(comp);
@@ -202,11 +245,11 @@ pub fn mkdir_all_in_root(root: &impl AsFd, path: &Path, mode: u32) -> Result<Own
                 // SAFETY: valid C string, fd we own.
                 let r = unsafe { libc::mkdirat(cur.as_raw_fd(), name.as_ptr(), mode) };
                 if r < 0 && Errno::last() != Errno::EEXIST {
-                    return Err(Errno::last()).with_ctx(what);
+                    return Err(Errno::last());
                 }
-                cur = open_in_root(root, &prefix, dirflags).with_ctx(what)?;
+                cur = open_in_root(root, &prefix, dirflags)?;
             }
-            Err(e) => return Err(e).with_ctx(what),
+            Err(e) => return Err(e),
         }
     }
     Ok(cur)

@@ -2,6 +2,7 @@
 //! handles, the sync socket, small syscall wrappers whose errors name their
 //! object.
 
+pub mod exe;
 pub mod fs;
 pub mod proc;
 pub mod sock;

@@ -105,6 +105,27 @@ pub fn self_start_time() -> u64 {
         .unwrap_or(0)
 }
 
+/// This process's effective and bounding capability masks, read once.
+pub fn own_caps() -> (u64, u64) {
+    static CAPS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *CAPS.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        };
+        (
+            field("CapEff:").unwrap_or(0),
+            field("CapBnd:").unwrap_or(u64::MAX),
+        )
+    })
+}
+
+pub fn has_cap(cap: u32) -> bool {
+    own_caps().0 & (1 << cap) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

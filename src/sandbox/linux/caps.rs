@@ -32,11 +32,7 @@ fn last_cap() -> u8 {
 
 /// Our own bounding set: what we can hand on at all.
 fn own_bounding() -> u64 {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(u64::MAX)
+    crate::sys::proc::own_caps().1
 }
 
 /// Resolve the spec's names into masks clipped to what this host allows;

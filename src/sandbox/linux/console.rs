@@ -45,23 +45,20 @@ pub fn open_pty(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd, String)> {
 }
 
 /// Bind the pty slave onto /dev/console (created as a plain file first).
-pub fn bind_console(root: &OwnedFd, slave_name: &str) -> Result<()> {
+/// The source is the slave fd itself (from TIOCGPTPEER), never a path the
+/// image could have swapped (CVE-2025-52565).
+pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     let target = touch_in_root(root, Path::new("/dev/console"))?;
     let st = nix::sys::stat::fstat(target.as_raw_fd()).ctx("stat /dev/console")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG && st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt != libc::S_IFREG && fmt != libc::S_IFCHR {
         return Err(SysError {
-            what: "/dev/console in the container is not a file".into(),
+            what: "/dev/console in the container is neither a file nor a device".into(),
             errno: nix::errno::Errno::EPERM,
         });
     }
-    let src = open_in_root(
-        root,
-        Path::new(slave_name),
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-    )
-    .with_ctx(|| format!("open {slave_name}"))?;
     mount(
-        Some(fd_path(&src).as_str()),
+        Some(fd_path(slave).as_str()),
         fd_path(&target).as_str(),
         None::<&str>,
         MsFlags::MS_BIND,

@@ -83,10 +83,16 @@ fn run(init: Init) -> R<Infallible> {
     }
     dev(&init, &root)?;
     mkdir_all_in_root(&root, p.cwd(), 0o755).map_err(e)?;
-    msg::send(init.sock, &Msg::RuntimeHooks).map_err(e)?;
-    let state = match expect(init.sock, "the createRuntime hooks")? {
-        Msg::HooksDone(s) => s,
-        other => return Err(format!("unexpected {other:?}")),
+    // The state JSON for the container's own hooks comes with the runtime
+    // hooks' round trip, skipped when the spec has no hooks at all.
+    let state = if has_hooks(spec) {
+        msg::send(init.sock, &Msg::RuntimeHooks).map_err(e)?;
+        match expect(init.sock, "the createRuntime hooks")? {
+            Msg::HooksDone(s) => s,
+            other => return Err(format!("unexpected {other:?}")),
+        }
+    } else {
+        String::new()
     };
     run_hooks("createContainer", spec, &state)?;
     rootfs::pivot(&root, init.no_pivot).map_err(e)?;
@@ -238,6 +244,20 @@ fn dev(init: &Init, root: &OwnedFd) -> R<()> {
     Ok(())
 }
 
+pub fn has_hooks(spec: &Spec) -> bool {
+    #[allow(deprecated)]
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
 pub fn run_hooks(kind: &'static str, spec: &Spec, state: &str) -> R<()> {
     let Some(h) = spec.hooks() else { return Ok(()) };
     let list = match kind {
@@ -254,7 +274,7 @@ fn terminal(init: &Init, root: &OwnedFd) -> R<()> {
     }
     msg::send_fd(init.sock, &Msg::Pty(name.clone()), master.as_raw_fd()).map_err(e)?;
     drop(master);
-    console::bind_console(root, &name).map_err(e)?;
+    console::bind_console(root, &slave).map_err(e)?;
     console::take_slave(&slave).map_err(e)
 }
 
@@ -383,16 +403,13 @@ pub fn exec(exe: &Path, args: &[String], env: &[String]) -> R<Infallible> {
     Err(format!("exec {}: {}", exe.display(), err.desc()))
 }
 
-/// The program starts with default signal dispositions and an empty mask,
-/// whatever husk itself ignored or blocked.
+/// The program starts with an empty signal mask (`run` and `exec` block
+/// signals to read them from a signalfd) and SIGPIPE at its default. husk
+/// installs no handlers, and execve resets caught ones anyway.
 pub fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of this process.
+    // SAFETY: resetting one disposition and the mask of this process.
     unsafe {
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());

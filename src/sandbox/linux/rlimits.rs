@@ -29,11 +29,7 @@ fn resource(r: &PosixRlimit) -> libc::c_int {
 }
 
 fn has_sys_resource() -> bool {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|m| m & (1 << 24/* CAP_SYS_RESOURCE */) != 0)
+    crate::sys::proc::has_cap(24) // CAP_SYS_RESOURCE
 }
 
 /// Refuse, before anything is created, a hard limit this host cannot grant.

@@ -294,23 +294,12 @@ fn oom_preflight(adj: i32) -> Result<(), String> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    if adj < cur && !has_cap(24 /* CAP_SYS_RESOURCE */) {
+    if adj < cur && !crate::sys::proc::has_cap(24 /* CAP_SYS_RESOURCE */) {
         return Err(format!(
             "process.oomScoreAdj {adj}: below this process's {cur}, and lowering it needs CAP_SYS_RESOURCE"
         ));
     }
     Ok(())
-}
-
-fn has_cap(cap: u32) -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|m| m & (1 << cap) != 0)
 }
 
 /// A new time namespace: unshare it here (it applies to our children) and

@@ -31,7 +31,11 @@ const RESET_WITHIN: Duration = Duration::from_secs(10);
 /// The VMM's main, after `init` joined the namespaces; errors before
 /// Ready reach `husk create` as its error.
 pub fn main(plan: &Plan, init: &Init) -> R<Infallible> {
-    let state = runtime_hooks(init)?;
+    let state = if init::has_hooks(init.spec) {
+        runtime_hooks(init)?
+    } else {
+        String::new()
+    };
     // On the host, in the VMM's namespaces: there is no container
     // filesystem on the host to run them in.
     init::run_hooks("createContainer", init.spec, &state)?;
