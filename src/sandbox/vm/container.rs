@@ -17,6 +17,7 @@ use crate::sandbox::linux::msg;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::convert::Infallible;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,15 +48,22 @@ pub fn main(plan: &Plan, init: &Init) -> R<Infallible> {
         .thread_block()
         .map_err(|e| format!("block signals: {}", e.desc()))?;
     let mut vm = boot(plan)?;
+    let tty = init.process.terminal().unwrap_or(false);
+    if tty {
+        terminal(init)?;
+    }
     msg::send(init.sock, &msg::Msg::Ready).map_err(|e| e.to_string())?;
 
     let started = Arc::new(AtomicBool::new(false));
-    relay_signals(vm.sender(), started.clone())?;
+    relay_signals(vm.sender(), started.clone(), tty)?;
     init::wait_for_start(init.fifo)?;
     init::run_hooks("startContainer", init.spec, &state)?;
     vm.send(&Msg::Start { process: None })
         .map_err(|e| e.to_string())?;
     started.store(true, Ordering::SeqCst);
+    if tty {
+        send_winsize(&vm.sender());
+    }
     relay_stdin(vm.sender());
     let routes = super::exec::serve(listener, vm.sender());
     let status = relay(&mut vm, &routes, &plan.vm.console_log)?;
@@ -133,7 +141,7 @@ fn harmless(sig: i32) -> bool {
 
 /// Before start a signal ends the VMM as it would end an init waiting on
 /// the fifo; after start it goes to the container's process.
-fn relay_signals(to: AgentSender, started: Arc<AtomicBool>) -> R<()> {
+fn relay_signals(to: AgentSender, started: Arc<AtomicBool>, tty: bool) -> R<()> {
     let sfd = SignalFd::with_flags(&relayed_signals(), SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("signalfd: {}", e.desc()))?;
     std::thread::Builder::new()
@@ -143,6 +151,9 @@ fn relay_signals(to: AgentSender, started: Arc<AtomicBool>) -> R<()> {
                 continue;
             };
             let sig = info.ssi_signo as i32;
+            if sig == libc::SIGWINCH && tty && started.load(Ordering::SeqCst) {
+                send_winsize(&to);
+            }
             if sig == libc::SIGCHLD || sig == libc::SIGWINCH {
                 continue;
             }
@@ -156,6 +167,40 @@ fn relay_signals(to: AgentSender, started: Arc<AtomicBool>) -> R<()> {
         })
         .map_err(|e| format!("signal thread: {e}"))?;
     Ok(())
+}
+
+/// process.terminal: the guest's process has a pty of the agent's; the
+/// host side is a pty too, whose master goes to the console socket (or to
+/// `husk run`) as for a namespace container. Its slave, raw so that only
+/// the guest's line discipline acts, becomes the VMM's stdio and
+/// controlling terminal (so a resize of the master is a SIGWINCH here).
+fn terminal(init: &Init) -> R<()> {
+    use crate::sandbox::linux::console;
+    let host_root = crate::sys::fs::open_dir(Path::new("/")).map_err(|e| e.to_string())?;
+    let (master, slave, name) = console::open_pty(&host_root).map_err(|e| e.to_string())?;
+    if let Some(sz) = init.process.console_size() {
+        console::set_size(master.as_raw_fd(), sz.height() as u16, sz.width() as u16);
+    }
+    if let Ok(mut t) = nix::sys::termios::tcgetattr(&slave) {
+        nix::sys::termios::cfmakeraw(&mut t);
+        let _ = nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t);
+    }
+    msg::send_fd(init.sock, &msg::Msg::Pty(name), master.as_raw_fd()).map_err(|e| e.to_string())?;
+    drop(master);
+    console::take_slave(&slave).map_err(|e| e.to_string())
+}
+
+/// The host terminal's size, to the guest's.
+fn send_winsize(to: &AgentSender) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ into a valid winsize.
+    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
+        let _ = to.send(&Msg::WinSize {
+            id: INIT_ID,
+            rows: ws.ws_row,
+            cols: ws.ws_col,
+        });
+    }
 }
 
 /// The VMM's stdin, to the process's; its end closes the process's stdin.

@@ -63,9 +63,7 @@ impl Host<'static> {
         Host {
             invoked_as_vm: Path::new(&argv0).file_name() == Some(VM_ARGV0.as_ref()),
             env: &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
-            exe_dir: std::env::current_exe()
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf)),
+            exe_dir: crate::sys::exe::original().and_then(|p| p.parent().map(Path::to_path_buf)),
         }
     }
 }
