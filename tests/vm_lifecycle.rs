@@ -237,6 +237,24 @@ fn run_exits_with_the_guest_status() {
 }
 
 #[test]
+fn run_with_a_terminal() {
+    let Some(kernel) = prerequisites() else {
+        return;
+    };
+    let k = kernel.to_string_lossy();
+    let c = Case::new("tty", &vm_annotations(&k, "testguest.exit=5"));
+    let cfg = c.dir.join("bundle/config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["process"]["terminal"] = true.into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    // No console socket: husk run proxies the host pty the VMM sent it.
+    let out = c.husk(&["run", &c.id]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    c.assert_nothing_left();
+}
+
+#[test]
 fn kill_ends_a_created_vm() {
     let Some(kernel) = prerequisites() else {
         return;
