@@ -26,9 +26,6 @@ fn guest() -> Result<PathBuf, String> {
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             let out = root.join("target/testguest.bin");
-            if out.exists() {
-                return Ok(out);
-            }
             for tool in ["as", "ld", "make"] {
                 let found = Command::new("sh")
                     .args(["-c", &format!("command -v {tool}")])
@@ -38,6 +35,7 @@ fn guest() -> Result<PathBuf, String> {
                     return Err(format!("{tool} is missing: cannot build the test guest"));
                 }
             }
+            // make rebuilds it when vm/testguest/ changed.
             let st = Command::new("make")
                 .args(["-s", "-f", "mk/vm.mk", "vm-testguest"])
                 .current_dir(root)
@@ -105,6 +103,10 @@ impl Case {
     /// Runs husk; its stdio are files, not pipes, since the VMM (as any
     /// container init) inherits them and would hold a pipe open.
     fn husk(&self, args: &[&str]) -> Output {
+        self.husk_in(args, Stdio::null())
+    }
+
+    fn husk_in(&self, args: &[&str], stdin: Stdio) -> Output {
         let root = self.dir.join("root");
         let (o, e) = (self.dir.join("stdout"), self.dir.join("stderr"));
         // The test guest ignores the initramfs; any agent binary will do.
@@ -114,7 +116,7 @@ impl Case {
             .arg(&root)
             .args(args)
             .current_dir(self.dir.join("bundle"))
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(std::fs::File::create(&o).unwrap())
             .stderr(std::fs::File::create(&e).unwrap())
             .status()
@@ -335,4 +337,108 @@ fn bad_annotations_are_named_and_leave_nothing() {
         let err = create_fails(&c, Duration::from_secs(5));
         assert!(err.starts_with(want), "{err}");
     }
+}
+
+/// The test guest in wait mode runs until a signal, the end of its stdin,
+/// and answers Exec.
+fn waiting<'a>(kernel: &'a str) -> Vec<(&'a str, &'a str)> {
+    vm_annotations(kernel, "testguest.mode=wait testguest.exit=4")
+}
+
+#[test]
+fn stdin_and_stdout_are_relayed() {
+    let Some(kernel) = prerequisites() else {
+        return;
+    };
+    let k = kernel.to_string_lossy();
+    let c = Case::new("stdio", &waiting(&k));
+    let input = c.dir.join("input");
+    std::fs::write(&input, "hello through COM2\n").unwrap();
+    let stdin = Stdio::from(std::fs::File::open(&input).unwrap());
+    // The guest echoes Stdin as Stdout; the end of stdin ends it (exit=4).
+    let out = c.husk_in(&["run", &c.id], stdin);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello through COM2\n");
+}
+
+/// A container whose stdin stays open (a pipe we hold), created and
+/// started; we are the subreaper of its VMM, so we can wait for it.
+fn started_waiting(c: &Case) -> (i32, std::os::fd::OwnedFd) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let out = c.husk_in(&["create", &c.id], Stdio::from(r));
+    assert!(out.status.success(), "create: {}", text(&out.stderr));
+    let out = c.husk(&["start", &c.id]);
+    assert!(out.status.success(), "start: {}", text(&out.stderr));
+    assert_eq!(c.status(), "running");
+    let state: serde_json::Value =
+        serde_json::from_slice(&c.husk(&["state", &c.id]).stdout).unwrap();
+    (state["pid"].as_i64().unwrap() as i32, w)
+}
+
+fn wait_for(pid: i32) -> nix::sys::wait::WaitStatus {
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap()
+}
+
+#[test]
+fn the_vmm_dies_by_the_signal_that_killed_the_container() {
+    let Some(kernel) = prerequisites() else {
+        return;
+    };
+    let k = kernel.to_string_lossy();
+    let c = Case::new("signal", &waiting(&k));
+    let (pid, _stdin) = started_waiting(&c);
+    let out = c.husk(&["kill", &c.id, "TERM"]);
+    assert!(out.status.success(), "kill: {}", text(&out.stderr));
+    // The guest answers Signal with Exited{Signal(15)}; the VMM re-raises.
+    assert_eq!(
+        wait_for(pid),
+        nix::sys::wait::WaitStatus::Signaled(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+            false
+        )
+    );
+    assert_eq!(c.status(), "stopped");
+    assert!(c.husk(&["delete", &c.id]).status.success());
+    c.assert_nothing_left();
+}
+
+#[test]
+fn exec_runs_in_the_guest_through_the_vmm() {
+    let Some(kernel) = prerequisites() else {
+        return;
+    };
+    let k = kernel.to_string_lossy();
+    let c = Case::new("exec", &waiting(&k));
+    let (pid, stdin) = started_waiting(&c);
+    // The guest answers Exec with "exec ok" and exit status 3.
+    let out = c.husk(&["exec", &c.id, "/bin/true"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "exec ok\n");
+    // Detached: --pid-file names a relay that exits with the status.
+    let pidfile = c.dir.join("exec.pid");
+    let p = pidfile.to_string_lossy();
+    let out = c.husk(&["exec", "-d", "--pid-file", &p, &c.id, "/bin/true"]);
+    assert!(out.status.success(), "exec -d: {}", text(&out.stderr));
+    let relay: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    assert_eq!(
+        wait_for(relay),
+        nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(relay), 3)
+    );
+    let out = c.husk(&["exec", "-t", &c.id, "/bin/sh"]);
+    assert!(
+        text(&out.stderr).contains("exec --tty"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The end of the container's stdin ends it with testguest.exit.
+    drop(stdin);
+    assert_eq!(
+        wait_for(pid),
+        nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 4)
+    );
+    assert!(c.husk(&["delete", &c.id]).status.success());
+    c.assert_nothing_left();
 }
