@@ -341,7 +341,7 @@ fn bad_annotations_are_named_and_leave_nothing() {
 
 /// The test guest in wait mode runs until a signal, the end of its stdin,
 /// and answers Exec.
-fn waiting<'a>(kernel: &'a str) -> Vec<(&'a str, &'a str)> {
+fn waiting(kernel: &str) -> Vec<(&str, &str)> {
     vm_annotations(kernel, "testguest.mode=wait testguest.exit=4")
 }
 
