@@ -272,8 +272,13 @@ fn kill_ends_a_created_vm() {
 }
 
 fn create_fails(c: &Case, within: Duration) -> String {
+    fails(c, "create", within)
+}
+
+/// `create` or `run` fails within `within`, with one line, leaving nothing.
+fn fails(c: &Case, cmd: &str, within: Duration) -> String {
     let t = Instant::now();
-    let out = c.husk(&["create", &c.id]);
+    let out = c.husk(&[cmd, &c.id]);
     let took = t.elapsed();
     let err = text(&out.stderr);
     assert!(!out.status.success(), "create succeeded");
@@ -289,13 +294,17 @@ fn silent_guest_fails_create_within_its_bound() {
         return;
     };
     let k = kernel.to_string_lossy();
-    let c = Case::new("silent", &vm_annotations(&k, "testguest.mode=silent"));
-    let err = create_fails(&c, Duration::from_secs(15));
-    assert!(
-        err.starts_with("husk: microVM: the guest agent never reported ready within 10s"),
-        "{err}"
-    );
-    assert!(err.contains("silent mode, never ready"), "{err}");
+    // run too: it blocks signals before create, and the VMM must still be
+    // able to kick its vCPU out of KVM_RUN.
+    for cmd in ["create", "run"] {
+        let c = Case::new(cmd, &vm_annotations(&k, "testguest.mode=silent"));
+        let err = fails(&c, cmd, Duration::from_secs(15));
+        assert!(
+            err.starts_with("husk: microVM: the guest agent never reported ready within 10s"),
+            "{err}"
+        );
+        assert!(err.contains("silent mode, never ready"), "{err}");
+    }
 }
 
 #[test]

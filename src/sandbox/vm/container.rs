@@ -43,9 +43,10 @@ pub fn main(plan: &Plan, init: &Init) -> R<Infallible> {
     let listener = UnixListener::bind(&plan.exec_sock)
         .map_err(|e| format!("listen on {}: {e}", plan.exec_sock.display()))?;
     // Before the vCPU thread exists, so that it inherits the mask and
-    // every relayed signal reaches the signalfd.
+    // every relayed signal reaches the signalfd. Set, not added to: what
+    // `husk run` blocked (the vCPU kick among it) must not stay blocked.
     relayed_signals()
-        .thread_block()
+        .thread_set_mask()
         .map_err(|e| format!("block signals: {}", e.desc()))?;
     let mut vm = boot(plan)?;
     let tty = init.process.terminal().unwrap_or(false);
