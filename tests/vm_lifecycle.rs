@@ -12,11 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The husk under test: $HUSK_BIN (make test's release build), else
-/// cargo's own.
+/// The husk under test: $HUSK_BIN (make test's release build) when it
+/// exists, else cargo's own.
 fn husk_bin() -> PathBuf {
     std::env::var_os("HUSK_BIN")
         .map(PathBuf::from)
+        .filter(|p| p.exists())
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_husk").into())
 }
 
@@ -172,7 +173,13 @@ impl Case {
 
 impl Drop for Case {
     fn drop(&mut self) {
-        let _ = self.husk(&["delete", "-f", &self.id]);
+        let _ = Command::new(husk_bin())
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .args(["delete", "-f", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
