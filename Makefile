@@ -28,7 +28,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Debian packages the tests use; the demo needs only the first.
 DEMO_PKGS := busybox-static
 TEST_PKGS := busybox-static runc crun podman containerd uidmap strace \
-             iproute2 util-linux e2fsprogs
+             iproute2 util-linux e2fsprogs qemu-system-x86 binutils
 
 # apt_ensure(PACKAGES): install the packages that are not installed yet.
 # Quick when everything is present (no apt-get call at all); when something
@@ -86,10 +86,11 @@ demo: deps-demo build bundle
 	exit $$rc
 
 # Both suites run even when the first fails; the target fails if either did.
-test: deps build bundle
+test: deps build bundle vm-kernel vm-testguest
 	@rc=0; \
 	$(MAKE) --no-print-directory test-cargo || rc=1; \
 	$(MAKE) --no-print-directory test-podman || rc=1; \
+	$(MAKE) --no-print-directory test-containerd || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; else echo "make test: passed"; fi; \
 	exit $$rc
 
@@ -97,7 +98,7 @@ test: deps build bundle
 # binary they drive is the release one, through HUSK_BIN.
 test-cargo:
 	$(SUDO) env HUSK_BIN=$(HUSK_BIN) HUSK_BUNDLE_ROOTFS=$(HUSK_BUNDLE_ROOTFS) \
-		$(CARGO) test
+		HUSK_VM_KVM_REQUIRED=1 HUSK_VM_QEMU_REQUIRED=1 $(CARGO) test
 
 test-podman:
 	$(SUDO) env HUSK_BIN=$(HUSK_BIN) HUSK_BUNDLE_ROOTFS=$(HUSK_BUNDLE_ROOTFS) \

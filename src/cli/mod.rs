@@ -55,11 +55,12 @@ pub struct Cli {
     /// Use the systemd cgroup driver
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility; husk detects rootless mode itself
-    #[arg(long, global = true, hide = true)]
+    /// Accepted for runc compatibility (before the command, as runc takes
+    /// it); husk decides rootless mode itself
+    #[arg(long, hide = true)]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility (checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub criu: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,

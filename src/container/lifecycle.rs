@@ -94,6 +94,10 @@ fn create_in(
     filter: Option<&seccomp::Filter>,
     vm: Option<&VmSettings>,
 ) -> Result<(State, Option<OwnedFd>)> {
+    let mut bundle = bundle;
+    if super::notify::host_socket().is_some() {
+        super::notify::setup_spec(&mut bundle.spec, &dir.path)?;
+    }
     let mut state = State {
         oci_version: bundle.spec.version().clone(),
         id: id.to_string(),
@@ -201,7 +205,17 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 
 /// Start a container known to be created (run's own create, or `start`).
 pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
+    let notify = match super::notify::host_socket() {
+        Some(host) if dir.path.join("notify").is_dir() => {
+            Some((host, super::notify::listen(&dir.path)?))
+        }
+        _ => None,
+    };
     release(dir, state)?;
+    if let Some((host, sock)) = notify {
+        let (pid, start) = (state.pid, state.init_start_time);
+        super::notify::relay(&sock, &host, || crate::sys::proc::alive(pid, start), pid)?;
+    }
     let json = state.hook_json(Status::Running);
     if let Err(e) = hooks::run("poststart", &hook_list(state, |h| h.poststart()), &json) {
         log::warn!("{e}");

@@ -3,6 +3,7 @@
 
 pub mod hooks;
 pub mod lifecycle;
+pub mod notify;
 pub mod state;
 pub mod status;
 pub mod store;

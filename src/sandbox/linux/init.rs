@@ -137,8 +137,9 @@ fn run(init: Init) -> R<Infallible> {
     let env = environment(p);
     crate::sys::fs::cloexec_from(3 + init.preserve_fds);
     msg::send(init.sock, &Msg::Ready).map_err(e)?;
-    wait_for_start(init.fifo)?;
-    run_hooks("startContainer", spec, &state)?;
+    // `start` opens the fifo; the startContainer hooks run before the byte
+    // that lets `start` go on to the poststart hooks.
+    wait_for_start(init.fifo, || run_hooks("startContainer", spec, &state))?;
     if nnp {
         seccomp(&init)?;
     }
@@ -153,13 +154,7 @@ fn namespaces(init: &Init) -> R<()> {
         other => return Err(format!("unexpected {other:?}")),
     }
     for (t, fd) in &init.join {
-        // SAFETY: setns on an fd we own.
-        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
-            return Err(format!(
-                "linux.namespaces {t}: setns: {}",
-                nix::errno::Errno::last().desc()
-            ));
-        }
+        super::spawn::setns(*t, fd)?;
     }
     if init.new_user {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -335,7 +330,15 @@ pub fn lookup(p: &Process) -> R<PathBuf> {
         .cloned()
         .unwrap_or_default();
     if name.contains('/') {
-        return Ok(PathBuf::from(name));
+        // As runc: a missing program fails create, not the start after it.
+        return match std::fs::metadata(&name) {
+            Ok(m) if m.is_file() => Ok(PathBuf::from(name)),
+            Ok(_) => Err(format!("process.args[0]: {name:?}: not a regular file")),
+            Err(e) => Err(format!(
+                "process.args[0]: {name:?}: {}",
+                crate::spec::io_msg(&e)
+            )),
+        };
     }
     let path = p
         .env()
@@ -374,7 +377,7 @@ pub fn environment(p: &Process) -> Vec<String> {
 }
 
 /// Block until `husk start` opens the fifo for reading.
-pub fn wait_for_start(fifo: RawFd) -> R<()> {
+pub fn wait_for_start(fifo: RawFd, then: impl FnOnce() -> R<()>) -> R<()> {
     let path = format!("/proc/self/fd/{fifo}");
     let fd = nix::fcntl::open(
         path.as_str(),
@@ -389,6 +392,7 @@ pub fn wait_for_start(fifo: RawFd) -> R<()> {
     })?;
     // SAFETY: fresh fd.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    then()?;
     nix::unistd::write(&fd, b"0").map_err(|x| format!("write exec fifo: {}", x.desc()))?;
     Ok(())
 }

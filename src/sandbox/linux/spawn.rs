@@ -74,6 +74,15 @@ pub fn open_ns(t: NsT, p: &Path) -> Result<OwnedFd, String> {
             p.display()
         ));
     }
+    // NS_GET_NSTYPE: the kernel says which kind of namespace this is.
+    // SAFETY: ioctl without arguments on an fd we own.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), 0xb703) };
+    if kind >= 0 && kind != ns_flag(t) {
+        return Err(format!(
+            "linux.namespaces {t} path {}: is not a {t} namespace",
+            p.display()
+        ));
+    }
     Ok(fd)
 }
 
@@ -196,6 +205,18 @@ pub fn create(
         fifo: fifo_path.clone(),
         armed: true,
     };
+    // mkfifo's mode went through the umask; the init may run as any user
+    // (or as a mapped root), so set it exactly and give it to the
+    // container's root, as runc does.
+    let (ruid, rgid) = container_root(spec);
+    std::os::unix::fs::chown(&fifo_path, Some(ruid), Some(rgid))
+        .and_then(|_| {
+            std::fs::set_permissions(
+                &fifo_path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o622),
+            )
+        })
+        .map_err(|e| format!("exec fifo {}: {e}", fifo_path.display()))?;
     let fifo = nix::fcntl::open(
         &fifo_path,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -287,6 +308,22 @@ pub fn create(
         pty,
         warnings,
     })
+}
+
+/// The host uid/gid of the container's root (0 without a user namespace).
+fn container_root(spec: &oci_spec::runtime::Spec) -> (u32, u32) {
+    let host_of = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    let linux = spec.linux().as_ref();
+    (
+        host_of(linux.and_then(|l| l.uid_mappings().as_ref())),
+        host_of(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 fn oom_preflight(adj: i32) -> Result<(), String> {

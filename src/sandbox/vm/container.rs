@@ -57,8 +57,9 @@ pub fn main(plan: &Plan, init: &Init) -> R<Infallible> {
 
     let started = Arc::new(AtomicBool::new(false));
     relay_signals(vm.sender(), started.clone(), tty)?;
-    init::wait_for_start(init.fifo)?;
-    init::run_hooks("startContainer", init.spec, &state)?;
+    init::wait_for_start(init.fifo, || {
+        init::run_hooks("startContainer", init.spec, &state)
+    })?;
     vm.send(&Msg::Start { process: None })
         .map_err(|e| e.to_string())?;
     started.store(true, Ordering::SeqCst);
