@@ -264,6 +264,30 @@ fn run_with_a_terminal() {
 }
 
 #[test]
+fn husk_vm_link_selects_the_vm() {
+    let Some(kernel) = prerequisites() else {
+        return;
+    };
+    let k = kernel.to_string_lossy();
+    // No dev.husk.vm annotation: the name husk is invoked by decides.
+    let c = Case::new("argv0", &vm_annotations(&k, "testguest.exit=6")[1..]);
+    let link = c.dir.join("husk-vm");
+    std::os::unix::fs::symlink(husk_bin(), &link).unwrap();
+    let status = Command::new(&link)
+        .arg("--root")
+        .arg(c.dir.join("root"))
+        .args(["run", &c.id])
+        .env("HUSK_AGENT", env!("CARGO_BIN_EXE_husk-agent"))
+        .current_dir(c.dir.join("bundle"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(6));
+    c.assert_nothing_left();
+}
+
+#[test]
 fn kill_ends_a_created_vm() {
     let Some(kernel) = prerequisites() else {
         return;
