@@ -70,6 +70,7 @@ deps-demo:
 build:
 	RUSTFLAGS="$(HUSK_RUSTFLAGS)" $(CARGO) build --release --target $(HUSK_TARGET) --bin husk --bin husk-agent
 	@mkdir -p target/release && ln -f target/$(HUSK_TARGET)/release/husk $(HUSK)
+	@ln -f target/$(HUSK_TARGET)/release/husk-agent target/release/husk-agent
 
 bundle:
 	$(SUDO) bash $(BUNDLE)/prepare.sh

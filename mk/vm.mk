@@ -4,7 +4,7 @@
 #   make vm-kernel      fetch Debian's linux-image-cloud-amd64 into vm/kernel/ (not committed)
 #   make vm-agent       the static husk-agent (the guest's /init)
 #   make vm-testguest   the assembly test guest, target/testguest.bin
-#   make vm-test        cargo tests of the VMM with the test guest on /dev/kvm (root)
+#   make vm-test        cargo tests of the VMM and the VM lifecycle with the test guest on /dev/kvm (root)
 #   make vm-qemu-test   boot the real kernel + husk initramfs + agent under QEMU/TCG
 #   make vm-e2e         husk run of a busybox bundle in a microVM (needs vmx/svm)
 
@@ -47,7 +47,7 @@ $(TESTGUEST): vm/testguest/guest.S vm/testguest/guest.ld vm/testguest/build.sh
 	vm/testguest/build.sh $@
 
 vm-test: vm-testguest
-	HUSK_VM_KVM_REQUIRED=1 cargo test --test vm_testguest
+	HUSK_VM_KVM_REQUIRED=1 cargo test --test vm_testguest --test vm_lifecycle
 
 # The driver is tests/vm_qemu.rs; REQUIRED turns its "skipped" into a failure.
 vm-qemu-test: vm-kernel vm-agent

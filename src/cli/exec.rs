@@ -159,6 +159,11 @@ pub fn exec(store: &crate::container::Store, a: &ExecArgs) -> Result<i32> {
     if !tty && a.console_socket.is_some() {
         bail!("--console-socket given but the process has no terminal");
     }
+    if state.sandbox == "vm" {
+        let path = dir.path.clone();
+        drop(dir);
+        return exec_vm(a, &path, &p);
+    }
     drop(dir);
     let mgr = lifecycle::manager(&state);
     if !a.detach {
@@ -181,4 +186,25 @@ pub fn exec(store: &crate::container::Store, a: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     super::foreground::wait(done.pid, done.pty)
+}
+
+/// A VM container: the process runs in the guest, through the VMM.
+fn exec_vm(a: &ExecArgs, state_dir: &std::path::Path, p: &Process) -> Result<i32> {
+    use crate::sandbox::vm::{exec, host};
+    if p.terminal().unwrap_or(false) {
+        bail!("exec --tty: a terminal for exec is not supported in a microVM yet");
+    }
+    if a.preserve_fds > 0 {
+        bail!("--preserve-fds: host fds cannot be passed into a microVM");
+    }
+    let sock = state_dir.join(host::EXEC_SOCK);
+    match exec::exec(&sock, host::process_from_oci(p), a.detach).map_err(|e| anyhow!(e))? {
+        exec::Done::Detached(pid) => {
+            if let Some(f) = &a.pid_file {
+                lifecycle::write_pid_file(f, pid)?;
+            }
+            Ok(0)
+        }
+        exec::Done::Exited(code) => Ok(code),
+    }
 }

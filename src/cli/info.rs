@@ -112,6 +112,14 @@ pub fn features() -> Result<i32> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "org.opencontainers.runc.checkpoint.enabled".into(),
+        "false".into(),
+    );
+    for (k, v) in crate::sandbox::vm::settings::ANNOTATIONS {
+        annotations.insert(k.into(), v.into());
+    }
     let doc = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -127,10 +135,7 @@ pub fn features() -> Result<i32> {
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
-        "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
-            "dev.husk.vm": "run this container in its own KVM microVM (\"true\"); not available yet"
-        }
+        "annotations": annotations
     });
     out!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)

@@ -7,6 +7,7 @@ use super::status::{Op, Status};
 use super::store::{ContainerDir, Store};
 use crate::cgroups::{self, Manager};
 use crate::sandbox::linux::{seccomp, spawn};
+use crate::sandbox::vm::{self, settings::VmSettings};
 use crate::spec::Bundle;
 use crate::sys::proc::PidFd;
 use anyhow::{anyhow, bail, Context, Result};
@@ -57,11 +58,13 @@ pub fn create(store: &Store, id: &str, bundle: Bundle, o: &CreateOpts) -> Result
         .map(seccomp::compile_for_container)
         .transpose()
         .map_err(|e| anyhow!(e))?;
+    let vm = vm::settings::from_spec(&bundle.spec, &vm::settings::Host::current())
+        .map_err(|e| anyhow!(e))?;
     let dir = store.create(id)?;
     let mut mgr = Manager::new(paths);
     let made = mgr.create().map_err(anyhow::Error::from).and_then(|_| {
         mgr.apply(&resources)?;
-        create_in(&dir, id, bundle, o, &mgr, filter.as_ref())
+        create_in(&dir, id, bundle, o, &mgr, filter.as_ref(), vm.as_ref())
     });
     match made {
         Ok((state, pty)) => Ok(Created { dir, state, pty }),
@@ -89,6 +92,7 @@ fn create_in(
     o: &CreateOpts,
     mgr: &Manager,
     filter: Option<&seccomp::Filter>,
+    vm: Option<&VmSettings>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut bundle = bundle;
     if super::notify::host_socket().is_some() {
@@ -104,12 +108,21 @@ fn create_in(
         owner: owner_name(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         init_start_time: 0,
-        sandbox: "linux".into(),
+        sandbox: if vm.is_some() { "vm" } else { "linux" }.into(),
         config: bundle.spec.clone(),
         cgroup: Some(serde_json::to_value(mgr.paths())?),
     };
+    // A microVM: the initramfs now, the VMM in place of the init later
+    // (seccomp and the rest of the process are the agent's, in the guest).
+    let prepared = vm
+        .map(|s| vm::host::prepare(s, &bundle, &dir.path))
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let vmm = prepared
+        .as_ref()
+        .map(|p| move |i: &crate::sandbox::linux::init::Init| vm::container::main(&p.plan, i));
     let opts = spawn::CreateOpts {
-        bundle: &bundle,
+        bundle: prepared.as_ref().map_or(&bundle, |p| &p.bundle),
         state_dir: &dir.path,
         lock_fd: dir.lock_fd(),
         console_socket: o.console_socket.as_deref(),
@@ -117,7 +130,8 @@ fn create_in(
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
         cgroup: Some(mgr),
-        seccomp: filter,
+        seccomp: filter.filter(|_| vm.is_none()),
+        vmm: vmm.as_ref().map(|f| f as _),
     };
     let st = &mut state;
     let mut runtime_hooks = |pid: i32| -> std::result::Result<String, String> {

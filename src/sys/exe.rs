@@ -14,14 +14,27 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const MARK: &str = "_HUSK_SEALED";
 
+/// The binary's own path before the re-exec (the mark's value): files
+/// installed beside husk (husk-agent) are found from it.
+static ORIGINAL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// Has this process already been re-executed from a sealed binary?
 fn sealed_already() -> bool {
-    if std::env::var_os(MARK).is_some() {
+    if let Some(v) = std::env::var_os(MARK) {
+        let _ = ORIGINAL.set(v.into());
         // Not for the container's processes or hooks to see.
         std::env::remove_var(MARK);
         return true;
     }
     false
+}
+
+/// Where husk was started from: /proc/self/exe names the sealed copy.
+pub fn original() -> Option<std::path::PathBuf> {
+    ORIGINAL
+        .get()
+        .cloned()
+        .or_else(|| std::env::current_exe().ok())
 }
 
 fn read_only_bind() -> Option<OwnedFd> {
@@ -109,7 +122,12 @@ pub fn ensure_sealed() -> Result<(), String> {
             CString::new(kv).unwrap_or_default()
         })
         .collect();
-    env.push(CString::new(format!("{MARK}=1")).expect("no NUL"));
+    let me = std::env::current_exe().unwrap_or_default().into_os_string();
+    let mut mark = format!("{MARK}=").into_bytes();
+    mark.extend(me.into_encoded_bytes());
+    env.push(
+        CString::new(mark).unwrap_or_else(|_| CString::new(format!("{MARK}=")).expect("no NUL")),
+    );
     let err = nix::unistd::execveat(
         Some(fd.as_raw_fd()),
         c"",

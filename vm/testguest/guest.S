@@ -13,6 +13,13 @@
  *
  * "testguest.mode=silent" never sends Ready; "testguest.mode=badinsn" does
  * an SSE add on MMIO, which KVM's instruction emulator cannot do.
+ * "testguest.mode=wait" keeps the main process "running" after Started,
+ * so the VMM's relays can be driven (Signal, Stdin, CloseStdin for other
+ * ids are ignored):
+ *   <- Signal{0, sig}   -> Exited{0, Signal(sig)}, reset
+ *   <- Stdin{0, data}   -> Stdout{0, data}          (an echo)
+ *   <- CloseStdin{0}    -> Exited{0, Code(N)}, reset
+ *   <- Exec{id, ...}    -> Started{id, 2}, Stdout{id, "exec ok\n"}, Exited{id, Code(3)}
  *
  * Registers: rdi, rsi, rax, rcx, rdx, r8-r11 are scratch; rbx, rbp,
  * r12-r15 are preserved by the helpers.
@@ -31,6 +38,7 @@
         .set RXBUF, 0x201000
         .set RXBUF_SIZE, 0x1000
         .set RXLEN, 0x202000
+        .set RXPOS, 0x202008            /* wait mode: frames consumed up to here */
         .set TXBUF, 0x203000
         .set MMIO_HOLE, 0xd0000000
 
@@ -147,6 +155,10 @@ entry64:                                /* 0x100200: RSI = &boot_params */
         call find
         test rax, rax
         jnz badinsn
+        mov rdi, r14
+        lea rsi, [rip + s_mode_wait]
+        call find
+        mov r13, rax                    /* r13 != 0: wait mode */
 
         /* The exit status to report: testguest.exit=N, default 0. */
         mov rdi, r14
@@ -189,6 +201,9 @@ got_start:
         lea rsi, [rip + msg_started]
         mov ecx, 9
         call send_frame
+        test r13, r13
+        jnz serve
+exit_code:
         /* Exited{id 0, Code(ebx)} */
         lea rdi, [TXBUF]
         mov byte ptr [rdi], 0x0c
@@ -211,6 +226,89 @@ reset:
         cli
 9:      hlt
         jmp 9b
+
+/* ---- wait mode: answer frames until a signal or the end of stdin ---- */
+serve:
+        cli
+        call next_frame                 /* rax = payload, ecx = its length */
+        test rax, rax
+        jnz 1f
+        sti
+        hlt
+        jmp serve
+1:      sti
+        movzx edx, byte ptr [rax]
+        cmp dl, 0x03
+        je on_exec
+        cmp dword ptr [rax + 1], 0      /* the rest: for the main process only */
+        jne serve
+        cmp dl, 0x06
+        je on_signal
+        cmp dl, 0x07
+        je on_stdin
+        cmp dl, 0x0a
+        je on_close
+        jmp serve                       /* Start (seen already), others */
+
+on_signal:                              /* Exited{0, Signal(sig)} */
+        mov r8d, [rax + 5]
+        lea rdi, [TXBUF]
+        mov byte ptr [rdi], 0x0c
+        mov dword ptr [rdi + 1], 0
+        mov byte ptr [rdi + 5], 1
+        mov dword ptr [rdi + 6], r8d
+        mov rsi, rdi
+        mov ecx, 10
+        call send_frame
+        lea rsi, [rip + s_signaled]
+        call puts
+        jmp reset
+
+on_close:
+        lea rsi, [rip + s_stdin_closed]
+        call puts
+        jmp exit_code
+
+on_stdin:                               /* the same payload as Stdout */
+        cld
+        mov rsi, rax
+        lea rdi, [TXBUF]
+        push rcx
+        rep movsb
+        pop rcx
+        lea rsi, [TXBUF]
+        mov byte ptr [rsi], 0x08
+        call send_frame
+        jmp serve
+
+on_exec:
+        mov r12d, [rax + 1]             /* the process id */
+        lea rdi, [TXBUF]                /* Started{id, pid 2} */
+        mov byte ptr [rdi], 0x04
+        mov dword ptr [rdi + 1], r12d
+        mov dword ptr [rdi + 5], 2
+        mov rsi, rdi
+        mov ecx, 9
+        call send_frame
+        lea rdi, [TXBUF]                /* Stdout{id, "exec ok\n"} */
+        mov byte ptr [rdi], 0x08
+        mov dword ptr [rdi + 1], r12d
+        mov rax, [rip + s_exec_ok]
+        mov [rdi + 5], rax
+        mov rsi, rdi
+        mov ecx, 13
+        call send_frame
+        lea rdi, [TXBUF]                /* Exited{id, Code(3)} */
+        mov byte ptr [rdi], 0x0c
+        mov dword ptr [rdi + 1], r12d
+        mov byte ptr [rdi + 5], 0
+        mov dword ptr [rdi + 6], 3
+        mov rsi, rdi
+        mov ecx, 10
+        call send_frame
+        lea rsi, [rip + s_exec_done]
+        call puts
+        jmp serve
 
 silent:
         lea rsi, [rip + s_silent]
@@ -352,6 +450,49 @@ find_start:
         cmp byte ptr [rdi + 10], 2
         jne 7f
         mov eax, 1
+        jmp 9f
+7:      inc r13
+        jmp 1b
+8:      xor eax, eax
+9:      pop r13
+        pop r12
+        pop rbx
+        ret
+
+/* next_frame: the next CRC-valid frame from RXPOS on; rax = its payload
+ * (0 if none is complete yet), ecx = the payload's length. */
+next_frame:
+        push rbx
+        push r12
+        push r13
+        lea rbx, [RXBUF]
+        mov r12, [RXLEN]
+        mov r13, [RXPOS]
+1:      lea rax, [r13 + 10]
+        cmp rax, r12
+        ja 8f
+        lea rdi, [rbx + r13]
+        cmp word ptr [rdi], 0x4b48      /* "HK" */
+        jne 7f
+        mov ecx, [rdi + 2]
+        mov edx, [rdi + 6]
+        not edx
+        cmp ecx, edx
+        jne 7f
+        lea rax, [r13 + 14 + rcx]
+        cmp rax, r12
+        ja 8f
+        lea rsi, [rdi + 10]
+        push rdi
+        push rcx
+        call crc32
+        pop rcx
+        pop rdi
+        cmp eax, [rdi + rcx + 10]
+        jne 7f
+        lea rax, [r13 + 14 + rcx]
+        mov [RXPOS], rax
+        lea rax, [rdi + 10]
         jmp 9f
 7:      inc r13
         jmp 1b
@@ -506,6 +647,11 @@ s_magic_ok:     .asciz "testguest: initramfs magic 070701 ok\n"
 s_magic_bad:    .asciz "testguest: initramfs magic missing\n"
 s_mode_silent:  .asciz "testguest.mode=silent"
 s_mode_badinsn: .asciz "testguest.mode=badinsn"
+s_mode_wait:    .asciz "testguest.mode=wait"
+s_exec_ok:      .ascii "exec ok\n"
+s_signaled:     .asciz "testguest: got Signal, sent Exited\n"
+s_stdin_closed: .asciz "testguest: stdin closed\n"
+s_exec_done:    .asciz "testguest: answered Exec\n"
 s_exit_key:     .asciz "testguest.exit="
 s_sent_ready:   .asciz "testguest: sent Ready, waiting for Start on COM2\n"
 s_got_start:    .asciz "testguest: got Start\n"

@@ -35,7 +35,12 @@ pub struct Init<'a> {
     pub preserve_fds: u32,
     pub caps: caps::Sets,
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// Another sandbox's main (the microVM's VMM), run once the namespaces
+    /// are joined, instead of the steps that build a container rootfs.
+    pub vmm: Option<Vmm<'a>>,
 }
+
+pub type Vmm<'a> = &'a dyn Fn(&Init) -> Result<Infallible, String>;
 
 type R<T> = Result<T, String>;
 
@@ -69,6 +74,9 @@ fn run(init: Init) -> R<Infallible> {
     let spec = init.spec;
     let p = init.process;
     session(&init)?;
+    if let Some(vmm) = init.vmm {
+        return vmm(&init);
+    }
     let root = rootfs::prepare(spec, init.rootfs).map_err(e)?;
     let label = spec
         .linux()
@@ -287,7 +295,7 @@ fn dev(init: &Init, root: &OwnedFd) -> R<()> {
     Ok(())
 }
 
-fn has_hooks(spec: &Spec) -> bool {
+pub fn has_hooks(spec: &Spec) -> bool {
     #[allow(deprecated)]
     spec.hooks().as_ref().is_some_and(|h| {
         [
@@ -301,7 +309,7 @@ fn has_hooks(spec: &Spec) -> bool {
     })
 }
 
-fn run_hooks(kind: &'static str, spec: &Spec, state: &str) -> R<()> {
+pub fn run_hooks(kind: &'static str, spec: &Spec, state: &str) -> R<()> {
     let Some(h) = spec.hooks() else { return Ok(()) };
     let list = match kind {
         "createContainer" => h.create_container(),
@@ -431,7 +439,7 @@ pub fn environment(p: &Process) -> Vec<String> {
 }
 
 /// Block until `husk start` opens the fifo for reading.
-fn wait_for_start(fifo: RawFd, then: impl FnOnce() -> R<()>) -> R<()> {
+pub fn wait_for_start(fifo: RawFd, then: impl FnOnce() -> R<()>) -> R<()> {
     let path = format!("/proc/self/fd/{fifo}");
     let fd = nix::fcntl::open(
         path.as_str(),

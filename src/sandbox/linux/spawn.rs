@@ -27,6 +27,8 @@ pub struct CreateOpts<'a> {
     pub cgroup: Option<&'a crate::cgroups::Manager>,
     /// The compiled linux.seccomp filter (compiled before any side effect).
     pub seccomp: Option<&'a super::seccomp::Filter>,
+    /// Run this instead of the container init (the microVM's VMM).
+    pub vmm: Option<init::Vmm<'a>>,
 }
 
 pub struct Spawned {
@@ -245,6 +247,7 @@ pub fn create(
             preserve_fds: o.preserve_fds,
             caps: capsets,
             seccomp: filter,
+            vmm: o.vmm,
         });
     }
     drop(child_sock);

@@ -37,7 +37,7 @@ pub enum GuestImageError {
 }
 
 /// A file bind mount of the spec, copied into the initramfs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileBind {
     pub host: PathBuf,
     pub guest: String,

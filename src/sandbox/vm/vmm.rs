@@ -364,6 +364,18 @@ fn install_kick_handler() {
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), noop);
 }
 
+/// Sends frames to the agent; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct AgentSender(Arc<Mutex<AgentPort>>);
+
+impl AgentSender {
+    pub fn send(&self, m: &Msg) -> std::result::Result<(), ChannelError> {
+        let frame = m.encode()?;
+        self.0.lock().unwrap().send(&frame);
+        Ok(())
+    }
+}
+
 /// A VM whose vCPU runs; the handle to its agent.
 pub struct RunningVm {
     com2: Arc<Mutex<AgentPort>>,
@@ -398,9 +410,13 @@ impl RunningVm {
     }
 
     pub fn send(&self, m: &Msg) -> std::result::Result<(), ChannelError> {
-        let frame = m.encode()?;
-        self.com2.lock().unwrap().send(&frame);
-        Ok(())
+        self.sender().send(m)
+    }
+
+    /// A handle for sending to the agent from other threads (stdin,
+    /// signals, exec connections) while this one receives.
+    pub fn sender(&self) -> AgentSender {
+        AgentSender(self.com2.clone())
     }
 
     /// The next message from the agent. If the vCPU thread ended, its
