@@ -26,8 +26,8 @@ export HUSK_BUNDLE_ROOTFS := $(CURDIR)/$(BUNDLE)/rootfs
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # Debian packages the tests use; the demo needs only the first.
-DEMO_PKGS := busybox-static
-TEST_PKGS := busybox-static runc crun podman containerd uidmap strace \
+DEMO_PKGS := busybox-static libc6-dev
+TEST_PKGS := busybox-static libc6-dev runc crun podman containerd uidmap strace \
              iproute2 util-linux e2fsprogs qemu-system-x86 binutils
 
 # apt_ensure(PACKAGES): install the packages that are not installed yet.
