@@ -98,7 +98,7 @@ test: deps build bundle vm-kernel vm-testguest
 # binary they drive is the release one, through HUSK_BIN.
 test-cargo:
 	$(SUDO) env HUSK_BIN=$(HUSK_BIN) HUSK_BUNDLE_ROOTFS=$(HUSK_BUNDLE_ROOTFS) \
-		HUSK_VM_KVM_REQUIRED=1 HUSK_VM_QEMU_REQUIRED=1 $(CARGO) test
+		HUSK_VM_KVM_REQUIRED=1 HUSK_VM_QEMU_REQUIRED=1 $(CARGO) test --no-fail-fast
 
 test-podman:
 	$(SUDO) env HUSK_BIN=$(HUSK_BIN) HUSK_BUNDLE_ROOTFS=$(HUSK_BUNDLE_ROOTFS) \
