@@ -49,7 +49,10 @@ fn stats_line(id: &str, m: &crate::cgroups::Manager) -> Result<String> {
 
 pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
     let interval = parse_duration(&a.interval)?;
-    let (_dir, state, status) = lifecycle::load(store, &a.id)?;
+    let (dir, state, status) = lifecycle::load(store, &a.id)?;
+    // Not held while streaming: every other command on the container
+    // needs the lock.
+    drop(dir);
     if status == Status::Stopped {
         bail!("container {:?} is stopped", a.id);
     }
@@ -86,9 +89,10 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
                 None => {}
             }
         }
-        let Ok((_d, st, status)) = lifecycle::load(store, &a.id) else {
+        let Ok((d, st, status)) = lifecycle::load(store, &a.id) else {
             return Ok(0);
         };
+        drop((d, st));
         if status == Status::Stopped {
             return Ok(0);
         }
@@ -97,6 +101,5 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
                 out!("{line}");
             }
         }
-        drop(st);
     }
 }

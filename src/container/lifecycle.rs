@@ -276,20 +276,26 @@ fn pidfd_raw(p: &PidFd) -> i32 {
 /// Send `sig` to the init (or, with `all`, to every process of the
 /// container).
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
-    let (_dir, state, status) = load(store, id)?;
-    if !all {
-        status.check(Op::Kill)?;
-    }
-    if all {
-        for pid in container_pids(&state) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::try_from(sig).ok(),
-            );
-        }
-    }
+    let (dir, state, status) = load(store, id)?;
+    drop(dir);
+    status.check(Op::Kill)?;
+    // The init's pidfd first: with --all it may be gone once signalled.
     let p = PidFd::open(state.pid, state.init_start_time)?
         .ok_or_else(|| anyhow!("container {id:?} is not running"))?;
+    if all {
+        match manager(&state) {
+            // Freezes, signals every process, thaws: a fork cannot escape.
+            Some(m) => m.kill_all(sig)?,
+            None => {
+                for pid in container_pids(&state) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::try_from(sig).ok(),
+                    );
+                }
+            }
+        }
+    }
     p.signal(sig)?;
     Ok(())
 }
@@ -322,6 +328,8 @@ fn kill_and_wait(state: &State) {
     let mgr = manager(state);
     if let Some(m) = &mgr {
         let _ = m.kill_all(libc::SIGKILL);
+        // A paused container's processes die only once thawed.
+        let _ = m.thaw();
     }
     if let Ok(Some(p)) = PidFd::open(state.pid, state.init_start_time) {
         for pid in container_pids(state) {
