@@ -3,29 +3,14 @@
 //! mode, and exit with the process's status (128+N for signal N).
 
 use anyhow::{Context, Result};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 fn catchable() -> SigSet {
-    let mut s = SigSet::all();
-    s.remove(Signal::SIGKILL);
-    s.remove(Signal::SIGSTOP);
-    // Faults must stay deliverable to husk itself.
-    for f in [
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGABRT,
-        Signal::SIGTRAP,
-        Signal::SIGSYS,
-    ] {
-        s.remove(f);
-    }
-    s
+    crate::sys::signals::forwardable()
 }
 
 /// Before the process exists: become a subreaper and block the signals we

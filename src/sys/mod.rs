@@ -6,6 +6,7 @@ pub mod exe;
 pub mod fs;
 pub mod lsm;
 pub mod proc;
+pub mod signals;
 pub mod sock;
 pub mod time;
 

@@ -14,7 +14,7 @@ use super::host::Plan;
 use super::vmm::{AgentSender, RunningVm, Vm, VmExit, VmmError};
 use crate::sandbox::linux::init::{self, Init};
 use crate::sandbox::linux::msg;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::convert::Infallible;
 use std::os::fd::AsRawFd;
@@ -113,20 +113,7 @@ fn console_tail(log: &Path) -> String {
 /// Every signal the VMM relays: all but SIGKILL/SIGSTOP, the faults (they
 /// must stay deliverable to the VMM itself) and the vCPU kick.
 fn relayed_signals() -> SigSet {
-    let mut s = SigSet::all();
-    for sig in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGABRT,
-        Signal::SIGTRAP,
-        Signal::SIGSYS,
-    ] {
-        s.remove(sig);
-    }
+    let mut s = crate::sys::signals::forwardable();
     let kick = vmm_sys_util::signal::SIGRTMIN() + 1;
     // SAFETY: removing a signal number from a valid set.
     unsafe { libc::sigdelset(&mut s as *mut SigSet as *mut libc::sigset_t, kick) };
