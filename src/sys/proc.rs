@@ -98,13 +98,6 @@ impl PidFd {
     }
 }
 
-/// The pids whose /proc/<pid>/stat can be read (for ps without cgroups).
-pub fn self_start_time() -> u64 {
-    stat(std::process::id() as i32)
-        .map(|s| s.start_time)
-        .unwrap_or(0)
-}
-
 /// This process's effective and bounding capability masks, read once.
 pub fn own_caps() -> (u64, u64) {
     static CAPS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();

@@ -78,31 +78,3 @@ pub fn own_v2_path() -> PathBuf {
         .map(|h| h.own_path)
         .unwrap_or_else(|| PathBuf::from("/"))
 }
-
-/// Move `pid` into the cgroups `other` is in (every hierarchy): how exec
-/// joins the container's cgroups.
-pub fn join_cgroups_of(pid: i32, other: i32) -> Result<(), String> {
-    let theirs =
-        std::fs::read_to_string(format!("/proc/{other}/cgroup")).map_err(|e| e.to_string())?;
-    for h in hierarchies() {
-        let path = theirs.lines().find_map(|l| {
-            let mut p = l.splitn(3, ':');
-            let (_, c, path) = (p.next()?, p.next()?, p.next()?);
-            let hit = if h.v2 {
-                c.is_empty()
-            } else {
-                let cs: Vec<&str> = c.split(',').collect();
-                !h.options.is_empty() && h.options.split(',').all(|x| cs.contains(&x))
-            };
-            hit.then(|| path.to_string())
-        });
-        let Some(path) = path else { continue };
-        let procs = h
-            .mountpoint
-            .join(path.trim_start_matches('/'))
-            .join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string())
-            .map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
-    }
-    Ok(())
-}

@@ -3,7 +3,7 @@
 //! until execve (CVE-2016-9962), and gets the same process steps as init.
 
 use super::msg::{self, Msg};
-use super::{caps, cgroupfs, console, init, rlimits, spawn, user};
+use super::{caps, console, init, rlimits, spawn, user};
 use crate::spec::LinuxNamespaceType as NsT;
 use crate::sys::proc::{self, PidFd};
 use nix::sys::signal::{kill, Signal};
@@ -103,10 +103,11 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         e
     };
     let sock = parent_sock.as_raw_fd();
-    match o.cgroup {
-        Some(m) => m.add_pid(child).map_err(|e| fail(e.to_string()))?,
-        None => cgroupfs::join_cgroups_of(child, o.init_pid).map_err(fail)?,
-    }
+    // Every container husk creates records its cgroups; exec joins those.
+    let m = o
+        .cgroup
+        .ok_or_else(|| fail("the container has no cgroup record in its state".into()))?;
+    m.add_pid(child).map_err(|e| fail(e.to_string()))?;
     msg::send(sock, &Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut pty = None;
     loop {
