@@ -218,11 +218,15 @@ pm_id() {
 # pm_tty CMD...: run podman under a pty (script(1)); prints what the pty saw.
 # stdin is /dev/null so script(1) ends with its child (a held-open stdin makes
 # it wait, spinning). The container command sleeps a moment after printing:
+# timeout runs in --foreground: script(1) runs CMD with $SHELL, /bin/sh (dash)
+# when SHELL is unset, as under CI; dash forks rather than execs, and a plain
+# timeout then puts podman in a background process group of the pty, where
+# its tcsetattr (raw mode for -it) stops it with SIGTTOU, forever.
 # podman 4.3 sometimes loses a tty container's output when the container
 # exits before podman's attach has caught up (seen with runc, ~1 run in 10).
 pm_tty() {
 	local cmd
-	cmd=$(printf '%q ' timeout -k 5 "$tmo" "${PODMAN[@]}" "$@")
+	cmd=$(printf '%q ' timeout --foreground -k 5 "$tmo" "${PODMAN[@]}" "$@")
 	script -qec "$cmd" /dev/null </dev/null | tr -d '\0'
 }
 
