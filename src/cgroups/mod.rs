@@ -23,7 +23,9 @@
 //!   fn stats(&self) -> Result<Stats, Error>                   // runc `events --stats` shape
 //!   fn oom_events(&self) -> Result<OomWatch, Error>
 //!   fn destroy(&self) -> Result<(), Error>
-//!   fn cgroup_fd_for_clone(&self) -> Option<OwnedFd>          // V2 only: for clone3 CLONE_INTO_CGROUP
+//!   fn clone_into(&self) -> Option<OwnedFd>                   // cgroup2 dir for clone3 CLONE_INTO_CGROUP
+//!   fn add_pid_unified(&self, pid: i32) -> Result<(), Error>  // cgroup.procs of the cgroup2 hierarchy only
+//!   fn join_v1_self(&self) -> Result<(), Error>               // in the new child: "0" to every v1 `tasks`
 //! struct OomWatch: AsFd (poll it for reading), fn wait(&mut self) -> Result<OomEvent, Error>
 //! enum OomEvent { Oom(u64), Gone }
 //! fn shares_to_weight(u64) -> u64; fn blkio_weight_to_io(u16) -> u64   // runc's conversions
@@ -35,9 +37,10 @@
 //! # Lifecycle use
 //!
 //! `create`: `plan` → `validate` (print warnings) → `Manager::new` → `create`
-//! → save `paths()` in state.json → `apply` → `add_pid` (or clone3 into
-//! `cgroup_fd_for_clone` and still `add_pid` for the v1 hierarchies) → unshare
-//! the cgroup namespace only after that. `update`: `validate` + `apply`.
+//! → save `paths()` in state.json → `apply` → clone3 into `clone_into`
+//! (else `add_pid_unified` from the parent) while the child calls
+//! `join_v1_self` first thing → unshare the cgroup namespace only after
+//! that. Exec places its child the same way. `update`: `validate` + `apply`.
 //! `delete`: `kill_all(SIGKILL)` when processes remain, then `destroy`.
 //!
 //! # Hybrid hosts

@@ -183,7 +183,7 @@ fn real_v2_unified_procs_freeze_kill() {
     };
     let u = g.mgr.paths().unified.clone().unwrap();
     assert!(super::layout::is_cgroup2(&u.dir));
-    assert!(g.mgr.paths().layout != Layout::V2 || g.mgr.cgroup_fd_for_clone().is_some());
+    assert!(g.mgr.clone_into().is_some());
     let pid = g.spawn("while :; do :; done");
     assert_eq!(read(&u.dir, "cgroup.procs"), pid.to_string());
     g.mgr.freeze().unwrap();

@@ -82,7 +82,11 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         return Err("the container's init exited".into());
     }
     let (parent_sock, child_sock) = crate::sys::sock::pair().map_err(|e| e.to_string())?;
-    let child = spawn::clone3(0)?;
+    // Every container husk creates records its cgroups; exec joins those.
+    let Some(cg) = o.cgroup else {
+        return Err("the container has no cgroup record in its state".into());
+    };
+    let child = spawn::clone_placed(0, Some(cg))?;
     if child == 0 {
         drop(parent_sock);
         let err = match child_main(o, &join, child_sock.as_raw_fd(), &capsets) {
@@ -103,11 +107,6 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         e
     };
     let sock = parent_sock.as_raw_fd();
-    // Every container husk creates records its cgroups; exec joins those.
-    let m = o
-        .cgroup
-        .ok_or_else(|| fail("the container has no cgroup record in its state".into()))?;
-    m.add_pid(child).map_err(|e| fail(e.to_string()))?;
     msg::send(sock, &Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut pty = None;
     loop {
@@ -144,6 +143,9 @@ fn child_main(
 ) -> Result<std::convert::Infallible, String> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Some(m) = o.cgroup {
+        m.join_v1_self().map_err(|e| e.to_string())?;
+    }
     match msg::recv(sock).map_err(|e| e.to_string())? {
         Some((Msg::Go, _)) => {}
         _ => return Err("parent went away".into()),

@@ -38,6 +38,9 @@ pub struct Init<'a> {
     /// Another sandbox's main (the microVM's VMM), run once the namespaces
     /// are joined, instead of the steps that build a container rootfs.
     pub vmm: Option<Vmm<'a>>,
+    /// The container's cgroups: this child joins the v1 ones itself, first
+    /// thing (`spawn::clone_placed`).
+    pub cgroup: Option<&'a crate::cgroups::Manager>,
 }
 
 pub type Vmm<'a> = &'a dyn Fn(&Init) -> Result<Infallible, String>;
@@ -70,7 +73,21 @@ fn expect(sock: RawFd, what: &str) -> R<Msg> {
 }
 
 fn run(init: Init) -> R<Infallible> {
-    namespaces(&init)?;
+    if let Some(m) = init.cgroup {
+        m.join_v1_self().map_err(e)?;
+    }
+    // When clone gave us every namespace but the cgroup one, the rootfs
+    // is built while the parent finishes placing us (oom_score_adj): we
+    // wait for its Go only before the first step that needs the placement,
+    // a cgroup mount, or else before the devices. Otherwise joining the
+    // namespaces comes first.
+    let overlap =
+        init.join.is_empty() && !init.new_user && !init.fork_for_pid && init.vmm.is_none();
+    let mut placed = false;
+    if !overlap {
+        namespaces(&init)?;
+        placed = true;
+    }
     let spec = init.spec;
     let p = init.process;
     session(&init)?;
@@ -84,8 +101,15 @@ fn run(init: Init) -> R<Infallible> {
         .and_then(|l| l.mount_label().clone())
         .unwrap_or_default();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !placed && mounts::needs_placement(m) {
+            namespaces(&init)?;
+            placed = true;
+        }
         let m = with_mount_label(m, &label);
         mounts::mount_one(&root, i, &m, init.unshare & libc::CLONE_NEWCGROUP != 0).map_err(e)?;
+    }
+    if !placed {
+        namespaces(&init)?;
     }
     dev(&init, &root)?;
     mkdir_all_in_root(&root, p.cwd(), 0o755).map_err(e)?;

@@ -22,8 +22,8 @@ pub struct CreateOpts<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The container's cgroups: the child joins them before it unshares
-    /// its cgroup namespace.
+    /// The container's cgroups (`clone_placed`): the child is in them
+    /// before it unshares its cgroup namespace.
     pub cgroup: Option<&'a crate::cgroups::Manager>,
     /// The compiled linux.seccomp filter (compiled before any side effect).
     pub seccomp: Option<&'a super::seccomp::Filter>,
@@ -98,8 +98,9 @@ pub fn setns(t: NsT, fd: &OwnedFd) -> Result<(), String> {
     Ok(())
 }
 
-/// fork-like clone3 with `flags`: returns 0 in the child.
-pub fn clone3(flags: libc::c_int) -> Result<i32, String> {
+/// fork-like clone3 with `flags`, into the cgroup2 directory `cgroup` when
+/// given (CLONE_INTO_CGROUP): returns 0 in the child.
+pub fn clone3(flags: libc::c_int, cgroup: Option<&OwnedFd>) -> Result<i32, String> {
     #[repr(C)]
     #[derive(Default)]
     struct CloneArgs {
@@ -111,24 +112,57 @@ pub fn clone3(flags: libc::c_int) -> Result<i32, String> {
         stack: u64,
         stack_size: u64,
         tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
     }
-    let args = CloneArgs {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut args = CloneArgs {
         flags: flags as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    // The kernel takes the short (v0, 64 bytes) form from kernels without
+    // the cgroup field, so use it unless a cgroup is asked for.
+    let mut size = 64;
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+        size = std::mem::size_of::<CloneArgs>();
+    }
     // SAFETY: with no stack given clone3 behaves like fork; we are single-threaded.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size) };
     if r < 0 {
         return Err(format!("clone: {}", nix::errno::Errno::last().desc()));
     }
     Ok(r as i32)
+}
+
+/// Clone a child (fork-like, `flags`: returns 0 in the child) placed in
+/// the container's cgroups without a parent's write to a v1 cgroup.procs:
+/// clone3 puts it in the cgroup2 (unified) cgroup, where it can
+/// (CLONE_INTO_CGROUP; else this parent writes cgroup.procs there), and the
+/// child must call `Manager::join_v1_self` before anything else. Both
+/// `create` and `exec` place their child this way.
+pub fn clone_placed(
+    flags: libc::c_int,
+    cg: Option<&crate::cgroups::Manager>,
+) -> Result<i32, String> {
+    let into = cg.and_then(|m| m.clone_into());
+    let (child, placed) = match into.as_ref().map(|fd| clone3(flags, Some(fd))) {
+        Some(Ok(c)) => (c, true),
+        // An old kernel (E2BIG, EINVAL) or a cgroup refusing it: the
+        // cgroup.procs write below says which, when it fails too.
+        _ => (clone3(flags, None)?, false),
+    };
+    if child != 0 && !placed {
+        if let Some(Err(e)) = cg.map(|m| m.add_pid_unified(child)) {
+            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(child), None);
+            return Err(e.to_string());
+        }
+    }
+    Ok(child)
 }
 
 struct Cleanup {
@@ -227,7 +261,7 @@ pub fn create(
     let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
     let (parent_sock, child_sock) = sys::sock::pair().map_err(|e| e.to_string())?;
 
-    let child = clone3(clone_flags)?;
+    let child = clone_placed(clone_flags, o.cgroup)?;
     if child == 0 {
         drop(parent_sock);
         // SAFETY: close our copy of the lock, or `start` would wait on it.
@@ -248,6 +282,7 @@ pub fn create(
             caps: capsets,
             seccomp: filter,
             vmm: o.vmm,
+            cgroup: o.cgroup,
         });
     }
     drop(child_sock);
@@ -255,14 +290,13 @@ pub fn create(
     cleanup.pids.push(child);
     let sock = parent_sock.as_raw_fd();
 
-    if let Some(m) = o.cgroup {
-        m.add_pid(child).map_err(|e| e.to_string())?;
-    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string())
             .map_err(|e| format!("process.oomScoreAdj {adj}: {e}"))?;
     }
-    msg::send(sock, &Msg::Go).map_err(|e| e.to_string())?;
+    // The child may already have failed while building its rootfs (it
+    // does so before waiting for Go): then its error is in the socket.
+    let _ = msg::send(sock, &Msg::Go);
 
     let mut init_pid = if fork_for_pid { 0 } else { child };
     let mut pty = None;
