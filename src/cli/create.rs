@@ -3,51 +3,39 @@
 use crate::container::lifecycle::{self, CreateOpts};
 use crate::container::Store;
 use anyhow::{bail, Result};
-use clap::Args;
 use std::path::PathBuf;
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct CommonCreate {
     /// Container id
     pub id: String,
     /// Path to the bundle directory
-    #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
     /// Unix socket that receives the pty master (with terminal: true)
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
     /// File to write the init's host pid to
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root
-    #[arg(long = "no-pivot")]
     pub no_pivot: bool,
     /// Do not create a new session keyring
-    #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N extra fds (3..3+N) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct CreateArgs {
-    #[command(flatten)]
     pub c: CommonCreate,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct RunArgs {
-    #[command(flatten)]
     pub c: CommonCreate,
     /// Detach from the container's process
-    #[arg(short = 'd', long)]
     pub detach: bool,
     /// Keep the container after it exits
-    #[arg(long)]
     pub keep: bool,
     /// Do not become a subreaper
-    #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
 }
 

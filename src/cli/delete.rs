@@ -2,13 +2,11 @@
 
 use crate::container::{lifecycle, Store};
 use anyhow::Result;
-use clap::Args;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct DeleteArgs {
     pub id: String,
     /// Kill a running container first
-    #[arg(short, long)]
     pub force: bool,
 }
 

@@ -5,18 +5,15 @@ use super::out;
 use crate::cgroups::OomEvent;
 use crate::container::{lifecycle, Status, Store};
 use anyhow::{anyhow, bail, Result};
-use clap::Args;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct EventsArgs {
     pub id: String,
     /// Print the stats once and exit
-    #[arg(long)]
     pub stats: bool,
     /// Stats interval (e.g. 5s, 500ms)
-    #[arg(long, default_value = "5s")]
     pub interval: String,
 }
 

@@ -2,23 +2,14 @@
 
 use super::out;
 use anyhow::{bail, Result};
-use clap::Args;
 use std::path::PathBuf;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct SpecArgs {
     /// Where to write config.json
-    #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
     /// A spec for a rootless container
-    #[arg(long)]
     pub rootless: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct Unsupported {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
 }
 
 /// runc's default config.json (`runc spec`).

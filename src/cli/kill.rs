@@ -2,20 +2,17 @@
 
 use crate::container::{lifecycle, Store};
 use anyhow::{anyhow, bail, Result};
-use clap::Args;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct KillArgs {
     pub id: String,
     /// Signal name or number
-    #[arg(default_value = "SIGTERM")]
     pub signal: String,
     /// Signal every process of the container
-    #[arg(short, long)]
     pub all: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct IdArg {
     pub id: String,
 }

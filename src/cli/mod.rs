@@ -2,6 +2,7 @@
 //! output shapes. Errors become one line on stderr, `husk: <what>: <why>`,
 //! and an error entry in --log.
 
+mod args;
 mod create;
 mod delete;
 mod events;
@@ -14,7 +15,6 @@ mod start;
 mod state;
 mod update;
 
-use clap::{Parser, Subcommand};
 use std::io::Write;
 
 /// Print a line on stdout; a closed stdout (`husk list | head`) ends husk
@@ -33,90 +33,40 @@ pub fn emit(line: &str) {
 }
 use std::path::PathBuf;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "husk",
-    version,
-    about = "husk: a runc-compatible OCI container runtime"
-)]
-pub struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = "/run/husk")]
+/// The global flags.
+pub struct Global {
     pub root: PathBuf,
-    /// Log file (default: stderr)
-    #[arg(long, global = true)]
     pub log: Option<String>,
-    /// Log format: text or json
-    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
-    /// Debug logging
-    #[arg(long, global = true)]
     pub debug: bool,
-    /// Use the systemd cgroup driver
-    #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (before the command, as runc takes
-    /// it); husk decides rootless mode itself
-    #[arg(long, hide = true)]
-    pub rootless: Option<String>,
-    /// Accepted for runc compatibility (checkpointing is not supported)
-    #[arg(long, hide = true)]
-    pub criu: Option<String>,
-    #[command(subcommand)]
-    pub cmd: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// Create a container
-    Create(create::CreateArgs),
-    /// Start a created container
-    Start(start::StartArgs),
-    /// Create and start a container, then wait for it
-    Run(create::RunArgs),
-    /// Output the state of a container
-    State(state::StateArgs),
-    /// List containers
-    List(state::ListArgs),
-    /// Send a signal to a container's init
-    Kill(kill::KillArgs),
-    /// Delete a container
-    Delete(delete::DeleteArgs),
-    /// List the processes of a container
-    Ps(state::PsArgs),
-    /// Run a new process in a container
-    Exec(exec::ExecArgs),
-    /// Write a default config.json
-    Spec(info::SpecArgs),
-    /// Show what this runtime supports (OCI features document)
-    Features,
-    /// Suspend all processes of a container
-    Pause(kill::IdArg),
-    /// Resume a paused container
-    Resume(kill::IdArg),
-    /// Change a container's resource limits
-    Update(update::UpdateArgs),
-    /// Stats and OOM events of a container
-    Events(events::EventsArgs),
-    /// Checkpoint a container (not supported)
-    Checkpoint(info::Unsupported),
-    /// Restore a container (not supported)
-    Restore(info::Unsupported),
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (g, cmd, m) = match args::parse(&argv) {
+        Ok(args::Parsed::Print(text)) => {
+            emit(text.trim_end());
+            return 0;
+        }
+        Ok(args::Parsed::Run { global, cmd, m }) => (global, cmd, m),
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
+            eprintln!("husk: {e}");
+            return 1;
         }
     };
-    if let Err(e) = log::Logger::install(cli.log.as_deref(), &cli.log_format, cli.debug) {
+    let global = match globals(&g) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("husk: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = log::Logger::install(global.log.as_deref(), &global.log_format, global.debug) {
         eprintln!("husk: {e}");
         return 1;
     }
-    match dispatch(&cli) {
+    match dispatch(&global, cmd.name, &m) {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
@@ -127,32 +77,167 @@ pub fn main() -> i32 {
     }
 }
 
-fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
-    if cli.systemd_cgroup {
+fn globals(g: &args::Matches) -> Result<Global, String> {
+    let log_format = one_of(g, "log-format", &["text", "json"])?;
+    Ok(Global {
+        root: PathBuf::from(g.value("root").unwrap_or("/run/husk")),
+        log: g.value("log").map(String::from),
+        log_format,
+        debug: g.flag("debug"),
+        systemd_cgroup: g.flag("systemd-cgroup"),
+    })
+}
+
+/// A flag whose value is one of `allowed` (the first is the default).
+fn one_of(m: &args::Matches, long: &str, allowed: &[&str]) -> Result<String, String> {
+    match m.value(long) {
+        None => Ok(allowed[0].to_string()),
+        Some(v) if allowed.contains(&v) => Ok(v.to_string()),
+        Some(v) => Err(format!(
+            "invalid value {v:?} for --{long} (one of: {})",
+            allowed.join(", ")
+        )),
+    }
+}
+
+fn common_create(m: &args::Matches) -> Result<create::CommonCreate, String> {
+    Ok(create::CommonCreate {
+        id: m.id(),
+        bundle: PathBuf::from(m.value("bundle").unwrap_or(".")),
+        console_socket: m.value("console-socket").map(PathBuf::from),
+        pid_file: m.value("pid-file").map(PathBuf::from),
+        no_pivot: m.flag("no-pivot"),
+        no_new_keyring: m.flag("no-new-keyring"),
+        preserve_fds: m.parsed("preserve-fds")?.unwrap_or(0),
+    })
+}
+
+fn exec_args(m: &args::Matches) -> Result<exec::ExecArgs, String> {
+    Ok(exec::ExecArgs {
+        id: m.id(),
+        command: m.trailing.clone(),
+        process: m.value("process").map(PathBuf::from),
+        tty: m.flag("tty"),
+        console_socket: m.value("console-socket").map(PathBuf::from),
+        cwd: m.value("cwd").map(PathBuf::from),
+        env: m.values("env"),
+        user: m.value("user").map(String::from),
+        additional_gids: m.parsed_all("additional-gids")?,
+        cap: m.values("cap"),
+        no_new_privs: m.flag("no-new-privs"),
+        apparmor: m.value("apparmor").map(String::from),
+        process_label: m.value("process-label").map(String::from),
+        cgroup: m.values("cgroup"),
+        ignore_paused: m.flag("ignore-paused"),
+        detach: m.flag("detach"),
+        pid_file: m.value("pid-file").map(PathBuf::from),
+        preserve_fds: m.parsed("preserve-fds")?.unwrap_or(0),
+    })
+}
+
+fn update_args(m: &args::Matches) -> Result<update::UpdateArgs, String> {
+    let s = |k: &str| m.value(k).map(String::from);
+    Ok(update::UpdateArgs {
+        id: m.id(),
+        resources: s("resources"),
+        blkio_weight: m.parsed("blkio-weight")?,
+        cpu_period: m.parsed("cpu-period")?,
+        cpu_quota: m.parsed("cpu-quota")?,
+        cpu_share: m.parsed("cpu-share")?,
+        cpu_rt_period: m.parsed("cpu-rt-period")?,
+        cpu_rt_runtime: m.parsed("cpu-rt-runtime")?,
+        cpuset_cpus: s("cpuset-cpus"),
+        cpuset_mems: s("cpuset-mems"),
+        kernel_memory: s("kernel-memory"),
+        kernel_memory_tcp: s("kernel-memory-tcp"),
+        memory: s("memory"),
+        memory_reservation: s("memory-reservation"),
+        memory_swap: s("memory-swap"),
+        pids_limit: m.parsed("pids-limit")?,
+        l3_cache_schema: s("l3-cache-schema"),
+        mem_bw_schema: s("mem-bw-schema"),
+    })
+}
+
+fn dispatch(g: &Global, cmd: &str, m: &args::Matches) -> anyhow::Result<i32> {
+    if g.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver needs a running systemd, and none was found");
     }
-    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
-        crate::sys::exe::ensure_sealed().map_err(|e| anyhow::anyhow!(e))?;
+    let e = |s: String| anyhow::anyhow!(s);
+    if matches!(cmd, "create" | "run" | "exec") {
+        crate::sys::exe::ensure_sealed().map_err(|x| anyhow::anyhow!(x))?;
     }
-    let store = crate::container::Store::new(&cli.root);
-    match &cli.cmd {
-        Cmd::Create(a) => create::create(&store, a),
-        Cmd::Run(a) => create::run(&store, a),
-        Cmd::Start(a) => start::start(&store, a),
-        Cmd::State(a) => state::state(&store, a),
-        Cmd::List(a) => state::list(&store, a),
-        Cmd::Ps(a) => state::ps(&store, a),
-        Cmd::Kill(a) => kill::kill(&store, a),
-        Cmd::Pause(a) => kill::pause(&store, a, true),
-        Cmd::Resume(a) => kill::pause(&store, a, false),
-        Cmd::Update(a) => update::update(&store, a),
-        Cmd::Events(a) => events::events(&store, a),
-        Cmd::Delete(a) => delete::delete(&store, a),
-        Cmd::Exec(a) => exec::exec(&store, a),
-        Cmd::Spec(a) => info::spec(a),
-        Cmd::Features => info::features(),
-        Cmd::Checkpoint(_) | Cmd::Restore(_) => {
-            anyhow::bail!("checkpoint/restore is not supported by husk")
-        }
+    let store = crate::container::Store::new(&g.root);
+    let id = || kill::IdArg { id: m.id() };
+    match cmd {
+        "create" => create::create(
+            &store,
+            &create::CreateArgs {
+                c: common_create(m).map_err(e)?,
+            },
+        ),
+        "run" => create::run(
+            &store,
+            &create::RunArgs {
+                c: common_create(m).map_err(e)?,
+                detach: m.flag("detach"),
+                keep: m.flag("keep"),
+                no_subreaper: m.flag("no-subreaper"),
+            },
+        ),
+        "start" => start::start(&store, &start::StartArgs { id: m.id() }),
+        "state" => state::state(&store, &state::StateArgs { id: m.id() }),
+        "list" => state::list(
+            &store,
+            &state::ListArgs {
+                quiet: m.flag("quiet"),
+                format: one_of(m, "format", &["table", "json"]).map_err(e)?,
+            },
+        ),
+        "ps" => state::ps(
+            &store,
+            &state::PsArgs {
+                id: m.id(),
+                format: one_of(m, "format", &["table", "json"]).map_err(e)?,
+                ps_args: m.trailing.clone(),
+            },
+        ),
+        "kill" => kill::kill(
+            &store,
+            &kill::KillArgs {
+                id: m.id(),
+                signal: m
+                    .positionals
+                    .get(1)
+                    .cloned()
+                    .unwrap_or_else(|| "SIGTERM".into()),
+                all: m.flag("all"),
+            },
+        ),
+        "pause" => kill::pause(&store, &id(), true),
+        "resume" => kill::pause(&store, &id(), false),
+        "update" => update::update(&store, &update_args(m).map_err(e)?),
+        "events" => events::events(
+            &store,
+            &events::EventsArgs {
+                id: m.id(),
+                stats: m.flag("stats"),
+                interval: m.value("interval").unwrap_or("5s").to_string(),
+            },
+        ),
+        "delete" => delete::delete(
+            &store,
+            &delete::DeleteArgs {
+                id: m.id(),
+                force: m.flag("force"),
+            },
+        ),
+        "exec" => exec::exec(&store, &exec_args(m).map_err(e)?),
+        "spec" => info::spec(&info::SpecArgs {
+            bundle: PathBuf::from(m.value("bundle").unwrap_or(".")),
+            rootless: m.flag("rootless"),
+        }),
+        "features" => info::features(),
+        _ => anyhow::bail!("checkpoint/restore is not supported by husk"),
     }
 }

@@ -2,9 +2,8 @@
 
 use crate::container::{lifecycle, Store};
 use anyhow::Result;
-use clap::Args;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct StartArgs {
     pub id: String,
 }

@@ -3,31 +3,26 @@
 use super::out;
 use crate::container::{lifecycle, Status, Store};
 use anyhow::{bail, Result};
-use clap::Args;
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct StateArgs {
     pub id: String,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct ListArgs {
     /// Print only the ids
-    #[arg(short, long)]
     pub quiet: bool,
     /// table or json
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct PsArgs {
     pub id: String,
     /// table or json
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
     /// Options for ps(1)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
 
