@@ -301,3 +301,31 @@ fn real_v2_device_program() {
         "null-ok\nzero-denied\n"
     );
 }
+
+/// The parent's fallback when clone3 cannot start a child in its cgroup2
+/// cgroup: `add_pid_unified` moves it there and nowhere else (the child
+/// joins the v1 hierarchies itself, through `tasks`).
+#[test]
+fn real_add_pid_unified_moves_into_cgroup2_only() {
+    if !is_v1_host() {
+        return eprintln!("skipped: needs a v1 or hybrid host");
+    }
+    let Some(mut g) = setup("unified-only", |_| {}) else {
+        return;
+    };
+    let Some(u) = g.mgr.paths().unified.clone() else {
+        return eprintln!("skipped: no cgroup2 hierarchy beside the v1 ones");
+    };
+    let c = Command::new("sleep")
+        .arg("1000")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = c.id() as i32;
+    g.children.push(c);
+    g.mgr.add_pid_unified(pid).unwrap();
+    assert_eq!(read(&u.dir, "cgroup.procs"), pid.to_string());
+    for (name, h) in &g.mgr.paths().v1 {
+        assert_eq!(read(&h.dir, "cgroup.procs"), "", "{name}");
+    }
+}
