@@ -1011,73 +1011,7 @@ fn exec_joins_cgroups_namespaces_and_seccomp() {
 // seccomp: podman's real profile.
 // ---------------------------------------------------------------------------
 
-const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
-const PODMAN_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-];
-
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
-}
-
-/// containers/common's conversion to OCI for amd64 and the given caps.
-fn podman_to_oci(p: &Value, caps: &[&str]) -> Value {
-    let arch = "amd64";
-    let has = |c: &str| caps.contains(&c);
-    let archs: Vec<&str> = p["archMap"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["architecture"] == "SCMP_ARCH_X86_64")
-        .flat_map(|m| {
-            std::iter::once(m["architecture"].as_str().unwrap())
-                .chain(strings(&m["subArchitectures"]))
-        })
-        .collect();
-    let mut syscalls = Vec::new();
-    for sc in p["syscalls"].as_array().unwrap() {
-        let (inc, exc) = (&sc["includes"], &sc["excludes"]);
-        if strings(&exc["arches"]).contains(&arch) || strings(&exc["caps"]).iter().any(|c| has(c)) {
-            continue;
-        }
-        let inc_arches = strings(&inc["arches"]);
-        if !inc_arches.is_empty() && !inc_arches.contains(&arch) {
-            continue;
-        }
-        if !strings(&inc["caps"]).iter().all(|c| has(c)) {
-            continue;
-        }
-        let mut o = json!({"names": sc["names"], "action": sc["action"]});
-        if let Some(e) = sc.get("errnoRet").filter(|e| !e.is_null()) {
-            o["errnoRet"] = e.clone();
-        }
-        if let Some(a) = sc
-            .get("args")
-            .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
-        {
-            o["args"] = a.clone();
-        }
-        syscalls.push(o);
-    }
-    let mut oci =
-        json!({"defaultAction": p["defaultAction"], "architectures": archs, "syscalls": syscalls});
-    if let Some(e) = p.get("defaultErrnoRet").filter(|e| !e.is_null()) {
-        oci["defaultErrnoRet"] = e.clone();
-    }
-    oci
-}
+include!("shared/podman_seccomp.rs");
 
 const PROBE: &str = r#"
 #define _GNU_SOURCE
@@ -1097,17 +1031,19 @@ int main(void) {
 #[test]
 fn seccomp_podman_default_profile() {
     need_root!();
-    if !Path::new(PODMAN_PROFILE).exists() {
-        skip(&format!("{PODMAN_PROFILE} absent (apt-get install podman)"));
+    use podman_seccomp::{default_caps, to_oci, PROFILE};
+    if !Path::new(PROFILE).exists() {
+        skip(&format!("{PROFILE} absent (apt-get install podman)"));
         return;
     }
     let env = Env::new("podman");
-    let p: Value = serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
-    let oci = podman_to_oci(&p, PODMAN_CAPS);
+    let p: Value = serde_json::from_str(&std::fs::read_to_string(PROFILE).unwrap()).unwrap();
+    let caps = default_caps();
+    let oci = to_oci(&p, &caps);
     let mk = |name: &str, args: &[&str], seccomp: bool| {
         let mut b = env.bundle(name, args);
         b.process()["capabilities"] =
-            json!({"bounding": PODMAN_CAPS, "effective": PODMAN_CAPS, "permitted": PODMAN_CAPS});
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
         if seccomp {
             b.linux()["seccomp"] = oci.clone();
         }

@@ -72,43 +72,7 @@ pub const GLOBAL: &[Flag] = &[
     ),
 ];
 
-const CREATE: &[Flag] = &[
-    v(
-        "bundle",
-        Some('b'),
-        "DIR",
-        "path to the bundle directory (default .)",
-    ),
-    v(
-        "console-socket",
-        None,
-        "PATH",
-        "unix socket that receives the pty master",
-    ),
-    v(
-        "pid-file",
-        None,
-        "FILE",
-        "file to write the init's host pid to",
-    ),
-    b(
-        "no-pivot",
-        None,
-        "use MS_MOVE + chroot instead of pivot_root",
-    ),
-    b(
-        "no-new-keyring",
-        None,
-        "do not create a new session keyring",
-    ),
-    v(
-        "preserve-fds",
-        None,
-        "N",
-        "pass N extra fds (3..3+N) to the container",
-    ),
-];
-
+/// run's flags: create's, then its own.
 const RUN: &[Flag] = &[
     v(
         "bundle",
@@ -148,6 +112,9 @@ const RUN: &[Flag] = &[
     b("keep", None, "keep the container after it exits"),
     b("no-subreaper", None, "do not become a subreaper"),
 ];
+
+/// create's flags: run's first six.
+const CREATE: &[Flag] = RUN.split_at(6).0;
 
 const EXEC: &[Flag] = &[
     v(
