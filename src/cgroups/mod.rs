@@ -80,7 +80,7 @@ use std::path::PathBuf;
 pub use layout::{detect, CgroupMount, Host, Layout, ProcCgroup};
 pub use manager::Manager;
 pub use oom::{OomEvent, OomWatch};
-pub use paths::{plan, plan_on, CgroupPaths, Hierarchy};
+pub use paths::{plan, plan_on, CgroupPaths, Hierarchy, View};
 pub use stats::Stats;
 pub use v2::{blkio_weight_to_io, shares_to_weight};
 pub use validate::validate;

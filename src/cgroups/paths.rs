@@ -50,6 +50,41 @@ impl CgroupPaths {
         }
         out
     }
+
+    /// Every hierarchy as a container's `cgroup` mount shows it: its mount
+    /// point, the container's directory, and the options that mount it
+    /// afresh (a v1 hierarchy's controllers, co-mounted ones together).
+    pub fn views(&self) -> Vec<View> {
+        let mut out: Vec<View> = Vec::new();
+        for (ctrl, h) in &self.v1 {
+            match out.iter_mut().find(|v| v.mount == h.mount) {
+                Some(v) => v.options = format!("{},{ctrl}", v.options),
+                None => out.push(View {
+                    mount: h.mount.clone(),
+                    dir: h.dir.clone(),
+                    v2: false,
+                    options: ctrl.clone(),
+                }),
+            }
+        }
+        out.extend(self.unified.iter().map(|h| View {
+            mount: h.mount.clone(),
+            dir: h.dir.clone(),
+            v2: true,
+            options: String::new(),
+        }));
+        out
+    }
+}
+
+/// One hierarchy as `CgroupPaths::views` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub mount: PathBuf,
+    pub dir: PathBuf,
+    pub v2: bool,
+    /// For a fresh v1 mount: its controllers, comma-separated.
+    pub options: String,
 }
 
 /// Where `linux.cgroupsPath` puts the container, before any side effect.

@@ -662,3 +662,42 @@ fn v1_blkio_stats_fall_back_to_the_throttle_files() {
         (8, "Write", 8192)
     );
 }
+
+/// What a container's `cgroup` mount is built from: each hierarchy once,
+/// co-mounted controllers together (the options of a fresh v1 mount),
+/// the cgroup2 one last, each with the container's directory.
+#[test]
+fn views_group_comounted_controllers() {
+    let f = Fake::new(
+        "views",
+        &["cpu,cpuacct", "name=systemd"],
+        Some(&["hugetlb"]),
+    );
+    let v = f.plan(Some("/pod/c1")).views();
+    let got: Vec<(String, String, bool, String)> = v
+        .iter()
+        .map(|v| {
+            let rel = |p: &Path| p.strip_prefix(&f.root).unwrap().display().to_string();
+            (rel(&v.mount), rel(&v.dir), v.v2, v.options.clone())
+        })
+        .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        got,
+        [
+            (
+                s("cpu,cpuacct"),
+                s("cpu,cpuacct/pod/c1"),
+                false,
+                s("cpu,cpuacct")
+            ),
+            (
+                s("name=systemd"),
+                s("name=systemd/pod/c1"),
+                false,
+                s("name=systemd")
+            ),
+            (s("unified"), s("unified/pod/c1"), true, s("")),
+        ]
+    );
+}

@@ -106,7 +106,9 @@ fn run(init: Init) -> R<Infallible> {
             placed = true;
         }
         let m = with_mount_label(m, &label);
-        mounts::mount_one(&root, i, &m, init.unshare & libc::CLONE_NEWCGROUP != 0).map_err(e)?;
+        let cgroupns = init.unshare & libc::CLONE_NEWCGROUP != 0;
+        let cg = init.cgroup.map(|c| c.paths());
+        mounts::mount_one(&root, i, &m, cg, cgroupns).map_err(e)?;
     }
     if !placed {
         namespaces(&init)?;

@@ -1,6 +1,5 @@
 //! The namespace + cgroups sandbox.
 pub mod caps;
-pub mod cgroupfs;
 pub mod console;
 pub mod devices;
 pub mod exec;

@@ -30,8 +30,16 @@ pub fn needs_placement(m: &Mount) -> bool {
     (typ == "cgroup" || typ == "cgroup2") && !bind
 }
 
-/// Mount one entry of `mounts` (index `i`) under the rootfs fd.
-pub fn mount_one(root: &OwnedFd, i: usize, m: &Mount, cgroupns: bool) -> Result<()> {
+/// Mount one entry of `mounts` (index `i`) under the rootfs fd. A `cgroup`
+/// mount shows the container's cgroups `cg` (with a cgroup namespace
+/// `cgroupns`, mounted afresh).
+pub fn mount_one(
+    root: &OwnedFd,
+    i: usize,
+    m: &Mount,
+    cg: Option<&crate::cgroups::CgroupPaths>,
+    cgroupns: bool,
+) -> Result<()> {
     let field = format!("mounts[{i}]");
     let typ = m.typ().clone().unwrap_or_default();
     let opts = parse(m.options().as_deref().unwrap_or(&[]), &typ, &field)
@@ -42,7 +50,13 @@ pub fn mount_one(root: &OwnedFd, i: usize, m: &Mount, cgroupns: bool) -> Result<
         return bind(root, m, &opts, &field);
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return cgroup(root, m, &opts, cgroupns, &field);
+        let cg = cg.ok_or_else(|| {
+            err(
+                what("a cgroup mount needs the container's cgroups"),
+                nix::errno::Errno::EINVAL,
+            )
+        })?;
+        return cgroup(root, m, &opts, &cg.views(), cgroupns, &field);
     }
     if dest == Path::new("/proc") || dest == Path::new("/sys") {
         refuse_symlink(root, dest).map_err(|e| err(what(&e), nix::errno::Errno::EINVAL))?;
@@ -210,19 +224,22 @@ fn refuse_symlink(root: &OwnedFd, dest: &Path) -> std::result::Result<(), String
 /// afresh (their root is the container's cgroup); without one, the
 /// container's own cgroup directories are bound in. On v1/hybrid a tmpfs
 /// holds one directory per hierarchy, as runc lays it out.
-fn cgroup(root: &OwnedFd, m: &Mount, opts: &MountOpts, cgroupns: bool, field: &str) -> Result<()> {
+fn cgroup(
+    root: &OwnedFd,
+    m: &Mount,
+    opts: &MountOpts,
+    views: &[crate::cgroups::View],
+    cgroupns: bool,
+    field: &str,
+) -> Result<()> {
     let dest = m.destination();
     let what = |s: &str| format!("{field} {}: {s}", dest.display());
     let ro = opts.flags & libc::MS_RDONLY;
     let base = opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
-    let hier = crate::sandbox::linux::cgroupfs::hierarchies();
+    let cgroup_root = Path::new("/sys/fs/cgroup");
     let target = mkdir_all_in_root(root, dest, 0o755)?;
-    if let Some(v2) = hier
-        .iter()
-        .find(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup"))
-    {
-        let _ = v2;
-        return mount_hierarchy(root, dest, None, cgroupns, base | ro, &what);
+    if let Some(v2) = views.iter().find(|h| h.v2 && h.mount == cgroup_root) {
+        return mount_hierarchy(root, dest, v2, cgroupns, base | ro, &what);
     }
     mount(
         Some("tmpfs"),
@@ -232,13 +249,9 @@ fn cgroup(root: &OwnedFd, m: &Mount, opts: &MountOpts, cgroupns: bool, field: &s
         Some("mode=755"),
     )
     .with_ctx(|| what("tmpfs"))?;
-    for h in &hier {
-        let sub = dest.join(
-            h.mountpoint
-                .strip_prefix("/sys/fs/cgroup")
-                .unwrap_or(&h.mountpoint),
-        );
-        mount_hierarchy(root, &sub, Some(h), cgroupns, base | ro, &what)?;
+    for h in views {
+        let sub = dest.join(h.mount.strip_prefix(cgroup_root).unwrap_or(&h.mount));
+        mount_hierarchy(root, &sub, h, cgroupns, base | ro, &what)?;
     }
     if ro != 0 {
         let fd = open_in_root(root, dest, OFlag::O_PATH).with_ctx(|| what("reopen"))?;
@@ -257,44 +270,29 @@ fn cgroup(root: &OwnedFd, m: &Mount, opts: &MountOpts, cgroupns: bool, field: &s
 fn mount_hierarchy(
     root: &OwnedFd,
     dest: &Path,
-    h: Option<&crate::sandbox::linux::cgroupfs::Hierarchy>,
+    h: &crate::cgroups::View,
     cgroupns: bool,
     fl: libc::c_ulong,
     what: &dyn Fn(&str) -> String,
 ) -> Result<()> {
     let target = mkdir_all_in_root(root, dest, 0o755)?;
-    let (v2, opts, mp, own) = match h {
-        Some(h) => (
-            h.v2,
-            h.options.clone(),
-            h.mountpoint.clone(),
-            h.own_path.clone(),
-        ),
-        None => (
-            true,
-            String::new(),
-            PathBuf::from("/sys/fs/cgroup"),
-            crate::sandbox::linux::cgroupfs::own_v2_path(),
-        ),
-    };
     if cgroupns {
-        let (t, data) = if v2 {
+        let (t, data) = if h.v2 {
             ("cgroup2", None)
         } else {
-            ("cgroup", Some(opts.as_str()))
+            ("cgroup", Some(h.options.as_str()))
         };
         mount(Some(t), fd_path(&target).as_str(), Some(t), flags(fl), data)
             .with_ctx(|| what(&format!("mount {t} {}", dest.display())))?;
     } else {
-        let src = mp.join(own.strip_prefix("/").unwrap_or(&own));
         mount(
-            Some(src.as_path()),
+            Some(h.dir.as_path()),
             fd_path(&target).as_str(),
             None::<&str>,
             flags(libc::MS_BIND | libc::MS_REC),
             None::<&str>,
         )
-        .with_ctx(|| what(&format!("bind {}", src.display())))?;
+        .with_ctx(|| what(&format!("bind {}", h.dir.display())))?;
         if fl != 0 {
             let fd = open_in_root(root, dest, OFlag::O_PATH).with_ctx(|| what("reopen"))?;
             remount_keep_locked(&fd, fl).with_ctx(|| what("remount"))?;
