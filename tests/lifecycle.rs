@@ -382,3 +382,118 @@ fn start_of_a_process_that_exits_at_once_succeeds() {
         assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     }
 }
+
+// ---------------------------------------------------------------- NOTIFY_SOCKET
+
+/// A container whose process reports to NOTIFY_SOCKET (podman
+/// --sdnotify=container), with `/tmp` bound to a host dir.
+fn notify_bundle(ctx: &Ctx, out: &Path, script: &str) -> Bundle {
+    let mut b = ctx.bundle();
+    b.bind(out, "/tmp", false).sh(script);
+    b.write();
+    b
+}
+
+/// `husk start` waits for the container's READY=1 without holding the
+/// container's lock (`state` answers meanwhile), then passes it on to the
+/// host's NOTIFY_SOCKET with the init's host pid.
+#[test]
+fn notify_socket_ready_is_relayed_and_the_lock_is_free_meanwhile() {
+    use std::os::unix::net::UnixDatagram;
+    let ctx = Ctx::new("notify");
+    let out = ctx.tempdir("notify");
+    let host_path = out.join("host.sock");
+    let host = UnixDatagram::bind(&host_path).unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let b = notify_bundle(
+        &ctx,
+        &out,
+        "echo \"$NOTIFY_SOCKET\" > /tmp/env; ls /run/notify > /tmp/ls; sleep 1000",
+    );
+    let id = ctx.id();
+    let o = ctx.output(ctx.cmd().env("NOTIFY_SOCKET", &host_path).args([
+        "create",
+        "--bundle",
+        b.path(),
+        &id,
+    ]));
+    assert_ok(&o);
+    let mut start = ctx
+        .cmd()
+        .env("NOTIFY_SOCKET", &host_path)
+        .args(["start", &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || fs::read_to_string(
+            out.join("ls")
+        )
+        .is_ok_and(|l| l.contains("notify.sock"))),
+        "the container never saw /run/notify/notify.sock"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("env")).unwrap().trim(),
+        "/run/notify/notify.sock"
+    );
+    // The lock is free while start waits: state answers (bounded in time).
+    let o = ctx.output(
+        std::process::Command::new("timeout")
+            .arg("10")
+            .arg(husk_bin())
+            .arg("--root")
+            .arg(&ctx.root)
+            .args(["state", &id]),
+    );
+    assert_ok(&o);
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["status"], "running");
+    assert!(
+        start.try_wait().unwrap().is_none(),
+        "start did not wait for READY=1"
+    );
+    // What the container's sd_notify would send, into the same socket.
+    let inside = ctx.root.join(&id).join("notify/notify.sock");
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"STATUS=starting\nREADY=1\n", &inside)
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = host
+        .recv(&mut buf)
+        .expect("nothing reached the host's NOTIFY_SOCKET");
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("READY=1\nMAINPID={pid}\n")
+    );
+    assert!(start.wait().unwrap().success());
+}
+
+/// A container that exits before READY=1 fails `start` at once (the init's
+/// pidfd, not a timeout), with an error that says so.
+#[test]
+fn notify_socket_exit_before_ready_fails_start() {
+    use std::os::unix::net::UnixDatagram;
+    let ctx = Ctx::new("notifyexit");
+    let out = ctx.tempdir("notify");
+    let host_path = out.join("host.sock");
+    let _host = UnixDatagram::bind(&host_path).unwrap();
+    let b = notify_bundle(&ctx, &out, "exit 0");
+    let id = ctx.id();
+    let o = ctx.output(ctx.cmd().env("NOTIFY_SOCKET", &host_path).args([
+        "create",
+        "--bundle",
+        b.path(),
+        &id,
+    ]));
+    assert_ok(&o);
+    let o = ctx.output(
+        ctx.cmd()
+            .env("NOTIFY_SOCKET", &host_path)
+            .args(["start", &id]),
+    );
+    assert_err(&o, "exited before it reported READY=1");
+}

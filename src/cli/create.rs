@@ -89,14 +89,21 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     }
     let created = lifecycle::create(store, &a.c.id, bundle, &opts(&a.c))?;
     let (dir, state) = (created.dir, created.state);
-    if let Err(e) = lifecycle::start_created(&dir, &state) {
-        let _ = lifecycle::destroy(dir, &state);
+    let started = match lifecycle::start_created(&dir, &state) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = lifecycle::destroy(dir, &state);
+            return Err(e);
+        }
+    };
+    drop(dir);
+    if let Err(e) = started.finish(&state) {
+        let _ = lifecycle::delete(store, &a.c.id, true);
         return Err(e);
     }
     if a.detach {
         return Ok(0);
     }
-    drop(dir);
     let code = super::foreground::wait(state.pid, created.pty)?;
     if !a.keep {
         let _ = lifecycle::delete(store, &a.c.id, true);

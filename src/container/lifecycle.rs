@@ -196,15 +196,41 @@ pub fn load(store: &Store, id: &str) -> Result<(ContainerDir, State, Status)> {
     Ok((dir, state, status))
 }
 
-/// Start: release the init waiting on the exec fifo, then poststart hooks.
+/// Start: release the init waiting on the exec fifo; then, without the
+/// container's lock, relay its READY=1 and run the poststart hooks.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let (dir, state, status) = load(store, id)?;
     status.check(Op::Start)?;
-    start_created(&dir, &state)
+    let started = start_created(&dir, &state)?;
+    drop(dir);
+    started.finish(&state)
 }
 
-/// Start a container known to be created (run's own create, or `start`).
-pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
+/// A container whose init was released; `finish` is what remains of the
+/// start. It runs without the container's lock: a poststart hook may ask
+/// `husk state`, and podman may stop a container that never gets ready.
+pub struct Started {
+    notify: Option<(String, std::os::unix::net::UnixDatagram)>,
+}
+
+impl Started {
+    /// Wait for the container's READY=1 and pass it on (with
+    /// NOTIFY_SOCKET), then run the poststart hooks.
+    pub fn finish(self, state: &State) -> Result<()> {
+        if let Some((host, sock)) = self.notify {
+            super::notify::relay(&sock, &host, state.pid, state.init_start_time)?;
+        }
+        let json = state.hook_json(Status::Running);
+        if let Err(e) = hooks::run("poststart", &hook_list(state, |h| h.poststart()), &json) {
+            log::warn!("{e}");
+        }
+        Ok(())
+    }
+}
+
+/// Release a created container's init (listening first for its READY=1
+/// when there is a NOTIFY_SOCKET to relay to).
+pub fn start_created(dir: &ContainerDir, state: &State) -> Result<Started> {
     let notify = match super::notify::host_socket() {
         Some(host) if dir.path.join("notify").is_dir() => {
             Some((host, super::notify::listen(&dir.path)?))
@@ -212,15 +238,7 @@ pub fn start_created(dir: &ContainerDir, state: &State) -> Result<()> {
         _ => None,
     };
     release(dir, state)?;
-    if let Some((host, sock)) = notify {
-        let (pid, start) = (state.pid, state.init_start_time);
-        super::notify::relay(&sock, &host, || crate::sys::proc::alive(pid, start), pid)?;
-    }
-    let json = state.hook_json(Status::Running);
-    if let Err(e) = hooks::run("poststart", &hook_list(state, |h| h.poststart()), &json) {
-        log::warn!("{e}");
-    }
-    Ok(())
+    Ok(Started { notify })
 }
 
 /// Open the fifo for reading (the init is blocked opening it for writing),

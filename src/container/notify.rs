@@ -4,8 +4,10 @@
 //! listens on `notify.sock`, releases the container, and passes its
 //! READY=1 on to the host's NOTIFY_SOCKET with MAINPID set to the init.
 
+use crate::sys::proc::PidFd;
 use anyhow::{anyhow, Context, Result};
 use oci_spec::runtime::{Mount, Spec};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -51,38 +53,43 @@ pub fn listen(state_dir: &Path) -> Result<UnixDatagram> {
     UnixDatagram::bind(&path).with_context(|| format!("bind {}", path.display()))
 }
 
-/// After the release: wait for READY=1 (or the init's death), pass it on.
-pub fn relay(
-    sock: &UnixDatagram,
-    host: &str,
-    init_alive: impl Fn() -> bool,
-    pid: i32,
-) -> Result<()> {
-    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+/// After the release: wait for READY=1 (or the init's death, through its
+/// pidfd: no polling), pass it on with the init's host pid.
+pub fn relay(sock: &UnixDatagram, host: &str, pid: i32, start_time: u64) -> Result<()> {
+    let gone = || anyhow!("the container exited before it reported READY=1");
+    let pidfd = PidFd::open(pid, start_time)?.ok_or_else(gone)?;
     let mut buf = [0u8; 4096];
     loop {
-        match sock.recv(&mut buf) {
-            Ok(n) => {
-                let text = String::from_utf8_lossy(&buf[..n]);
-                if text.lines().any(|l| l == "READY=1") {
-                    let out = UnixDatagram::unbound()?;
-                    let msg = format!("READY=1\nMAINPID={pid}\n");
-                    send_to(&out, host, msg.as_bytes())
-                        .with_context(|| format!("NOTIFY_SOCKET {host}"))?;
-                    return Ok(());
-                }
+        let mut fds = [
+            libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                continue;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !init_alive() {
-                    return Err(anyhow!("the container exited before it reported READY=1"));
-                }
-            }
-            Err(e) => return Err(e.into()),
+            return Err(std::io::Error::last_os_error()).context("poll");
+        }
+        if fds[0].revents & libc::POLLIN == 0 {
+            return Err(gone());
+        }
+        let n = sock.recv(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.lines().any(|l| l == "READY=1") {
+            let out = UnixDatagram::unbound()?;
+            let msg = format!("READY=1\nMAINPID={pid}\n");
+            send_to(&out, host, msg.as_bytes()).with_context(|| format!("NOTIFY_SOCKET {host}"))?;
+            return Ok(());
         }
     }
 }
