@@ -107,7 +107,6 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
         e
     };
     let sock = parent_sock.as_raw_fd();
-    msg::send(sock, &Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut pty = None;
     loop {
         let Some((m, mut fds)) = msg::recv(sock).map_err(|e| fail(e.to_string()))? else {
@@ -145,10 +144,6 @@ fn child_main(
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if let Some(m) = o.cgroup {
         m.join_v1_self().map_err(|e| e.to_string())?;
-    }
-    match msg::recv(sock).map_err(|e| e.to_string())? {
-        Some((Msg::Go, _)) => {}
-        _ => return Err("parent went away".into()),
     }
     for (t, fd) in join {
         // SAFETY: setns on an fd we own.
