@@ -279,3 +279,44 @@ fn exec_detach_pid_file_same_namespaces_and_cgroup() {
     let got: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     assert_eq!(got, want);
 }
+
+/// process.oomScoreAdj: set before the process runs, also for a container
+/// with its own user namespace (the score is written before that namespace
+/// exists); lowered where husk has CAP_SYS_RESOURCE, else a clear error.
+#[test]
+fn oom_score_adj_is_set() {
+    let ctx = Ctx::new("oomadj");
+    let own = fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = u64::from_str_radix(&status_field(&own, "CapEff"), 16).unwrap();
+    let own_adj: i32 = fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if cap_eff & (1 << 24) == 0 {
+        let mut b = ctx.bundle();
+        b.spec["process"]["oomScoreAdj"] = json!(own_adj - 1);
+        b.sh("true");
+        assert_err(&ctx.run(&b), "lowering it needs CAP_SYS_RESOURCE");
+    }
+    let lower = if cap_eff & (1 << 24) != 0 {
+        Some(-500)
+    } else {
+        None
+    };
+    for (adj, userns) in [(500, false), (300, true)]
+        .into_iter()
+        .chain(lower.map(|a| (a, false)))
+    {
+        let mut b = ctx.bundle();
+        b.spec["process"]["oomScoreAdj"] = json!(adj);
+        if userns {
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            b.add_namespace("user")
+                .linux("uidMappings", map.clone())
+                .linux("gidMappings", map);
+        }
+        b.sh("cat /proc/self/oom_score_adj");
+        assert_eq!(ctx.run_ok(&b).trim(), adj.to_string(), "userns: {userns}");
+    }
+}

@@ -76,11 +76,18 @@ fn run(init: Init) -> R<Infallible> {
     if let Some(m) = init.cgroup {
         m.join_v1_self().map_err(e)?;
     }
+    // Still the host's /proc, and before any user namespace: the score
+    // may be lowered (the parent checked that it may).
+    if let Some(adj) = init.process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|x| format!("process.oomScoreAdj {adj}: {x}"))?;
+    }
     // When clone gave us every namespace but the cgroup one, the rootfs
-    // is built while the parent finishes placing us (oom_score_adj): we
-    // wait for its Go only before the first step that needs the placement,
-    // a cgroup mount, or else before the devices. Otherwise joining the
-    // namespaces comes first.
+    // is built while the parent finishes placing us (only where clone3
+    // could not start us in our cgroup2 cgroup does it write cgroup.procs):
+    // we wait for its Go only before the first step that needs the
+    // placement, a cgroup mount, or else before the devices. Otherwise
+    // joining the namespaces comes first.
     let overlap =
         init.join.is_empty() && !init.new_user && !init.fork_for_pid && init.vmm.is_none();
     let mut placed = false;

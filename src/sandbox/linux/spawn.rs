@@ -290,12 +290,9 @@ pub fn create(
     cleanup.pids.push(child);
     let sock = parent_sock.as_raw_fd();
 
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string())
-            .map_err(|e| format!("process.oomScoreAdj {adj}: {e}"))?;
-    }
-    // The child may already have failed while building its rootfs (it
-    // does so before waiting for Go): then its error is in the socket.
+    // Go: the placement is complete (clone_placed). The child may already
+    // have failed (it builds its rootfs before waiting for Go): then its
+    // error is in the socket.
     let _ = msg::send(sock, &Msg::Go);
 
     let mut init_pid = if fork_for_pid { 0 } else { child };
