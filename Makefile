@@ -9,7 +9,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-CARGO  ?= cargo
+# cargo from PATH, else rustup's default place (a minimal PATH, as under CI).
+CARGO  ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
 HUSK   := target/release/husk
 # husk and husk-agent are linked statically and non-PIE: no dynamic loader,
 # no relocations at start-up (a container start is a handful of short-lived
