@@ -64,13 +64,8 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
         let ms = interval.as_millis().min(i32::MAX as u128) as i32;
         let ready = match &oom {
             Some(w) => {
-                let mut p = libc::pollfd {
-                    fd: w.as_fd().as_raw_fd(),
-                    events: libc::POLLIN | libc::POLLPRI,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut p, 1, ms) > 0 }
+                let fd = w.as_fd().as_raw_fd();
+                crate::sys::io::poll(&[(fd, libc::POLLIN | libc::POLLPRI)], ms)?[0] != 0
             }
             None => {
                 std::thread::sleep(interval);

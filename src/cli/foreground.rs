@@ -17,10 +17,7 @@ fn catchable() -> SigSet {
 /// will read from a signalfd (none is lost between create and wait).
 pub fn prepare(subreaper: bool) -> Result<()> {
     if subreaper {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("become a subreaper");
-        }
+        crate::sys::io::become_subreaper()?;
     }
     catchable().thread_block().context("block signals")?;
     Ok(())
@@ -60,31 +57,14 @@ impl Drop for RawMode {
 }
 
 fn resize(master: &OwnedFd) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: ioctls with a valid winsize.
-    unsafe {
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
-    }
+    crate::sys::io::copy_window_size(0, master.as_raw_fd());
 }
 
 fn copy(from: i32, to: i32) -> bool {
     let mut buf = [0u8; 16384];
     match nix::unistd::read(from, &mut buf) {
         Ok(0) | Err(_) => false,
-        Ok(n) => {
-            let mut off = 0;
-            while off < n {
-                // SAFETY: write from a valid buffer.
-                let w = unsafe { libc::write(to, buf[off..n].as_ptr() as *const _, n - off) };
-                if w <= 0 {
-                    return false;
-                }
-                off += w as usize;
-            }
-            true
-        }
+        Ok(n) => crate::sys::io::write_all(to, &buf[..n]),
     }
 }
 
@@ -98,37 +78,21 @@ pub fn wait(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
     }
     let mut stdin_open = pty.is_some();
     loop {
-        let mut fds = vec![libc::pollfd {
-            fd: sfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![(sfd.as_raw_fd(), libc::POLLIN)];
         if let Some(m) = &pty {
-            fds.push(libc::pollfd {
-                fd: m.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            fds.push(libc::pollfd {
-                fd: if stdin_open { 0 } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push((m.as_raw_fd(), libc::POLLIN));
+            fds.push((if stdin_open { 0 } else { -1 }, libc::POLLIN));
         }
-        // SAFETY: valid pollfd array.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, -1) };
-        if r < 0 {
-            continue;
-        }
+        let rev = crate::sys::io::poll(&fds, -1)?;
         if let Some(m) = &pty {
-            if fds[1].revents & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(m.as_raw_fd(), 1) {
+            if rev[1] & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(m.as_raw_fd(), 1) {
                 // The slave side closed: keep waiting for the exit status.
             }
-            if fds[2].revents & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(0, m.as_raw_fd()) {
+            if rev[2] & (libc::POLLIN | libc::POLLHUP) != 0 && !copy(0, m.as_raw_fd()) {
                 stdin_open = false;
             }
         }
-        if fds[0].revents & libc::POLLIN == 0 {
+        if rev[0] & libc::POLLIN == 0 {
             continue;
         }
         let Ok(Some(info)) = sfd.read_signal() else {
@@ -150,8 +114,9 @@ pub fn wait(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
                 }
             }
             _ => {
-                // SAFETY: kill with a plain pid and signal.
-                unsafe { libc::kill(pid, sig) };
+                if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
+                }
             }
         }
     }
@@ -175,13 +140,9 @@ fn reap(pid: i32) -> Option<i32> {
 /// After the process exited, copy what is still buffered in the pty.
 fn drain(m: &OwnedFd) {
     loop {
-        let mut p = libc::pollfd {
-            fd: m.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut p, 1, 0) } <= 0 || !copy(m.as_raw_fd(), 1) {
+        let ready = crate::sys::io::poll(&[(m.as_raw_fd(), libc::POLLIN)], 0)
+            .is_ok_and(|r| r[0] & libc::POLLIN != 0);
+        if !ready || !copy(m.as_raw_fd(), 1) {
             return;
         }
     }

@@ -10,7 +10,7 @@ use crate::sandbox::linux::{seccomp, spawn};
 use crate::sandbox::vm::{self, settings::VmSettings};
 use crate::spec::Bundle;
 use crate::sys::proc::PidFd;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::Hook;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -249,35 +249,13 @@ pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
     let pidfd = PidFd::open(state.pid, state.init_start_time)?
         .ok_or_else(|| anyhow!("container init is gone"))?;
     let fifo = dir.fifo();
-    let fd = nix::fcntl::open(
+    let fd = crate::sys::io::open(
         &fifo,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("open {}", fifo.display()))?;
-    // SAFETY: fresh fd.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+    )?;
     // Wait for the byte, or for the init to die first.
-    let mut fds = [
-        libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: pidfd_raw(&pidfd),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: two valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
-            continue;
-        }
-        break;
-    }
+    let fds = [(fd.as_raw_fd(), libc::POLLIN), (pidfd.raw(), libc::POLLIN)];
+    crate::sys::io::poll(&fds, -1)?;
     let mut b = [0u8; 1];
     let n = nix::unistd::read(fd.as_raw_fd(), &mut b).unwrap_or(0);
     if n != 1 {
@@ -285,10 +263,6 @@ pub fn release(dir: &ContainerDir, state: &State) -> Result<()> {
     }
     let _ = std::fs::remove_file(&fifo);
     Ok(())
-}
-
-fn pidfd_raw(p: &PidFd) -> i32 {
-    p.raw()
 }
 
 /// Send `sig` to the init (or, with `all`, to every process of the

@@ -60,27 +60,11 @@ pub fn relay(sock: &UnixDatagram, host: &str, pid: i32, start_time: u64) -> Resu
     let pidfd = PidFd::open(pid, start_time)?.ok_or_else(gone)?;
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+        let fds = [
+            (sock.as_raw_fd(), libc::POLLIN),
+            (pidfd.raw(), libc::POLLIN),
         ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
-                continue;
-            }
-            return Err(std::io::Error::last_os_error()).context("poll");
-        }
-        if fds[0].revents & libc::POLLIN == 0 {
+        if crate::sys::io::poll(&fds, -1)?[0] & libc::POLLIN == 0 {
             return Err(gone());
         }
         let n = sock.recv(&mut buf)?;

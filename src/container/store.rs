@@ -137,28 +137,13 @@ impl Store {
 }
 
 fn lock(path: &Path) -> Result<OwnedFd, Error> {
-    let fd = sys::fs::open_dir(path).map_err(Error::Sys)?;
-    // flock needs a real fd, not O_PATH: reopen the directory read-only.
-    let fd = nix::fcntl::open(
+    // flock needs a real fd, not O_PATH: the directory opened read-only.
+    let fd = sys::io::open(
         path,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
     )
-    .map(|raw| {
-        drop(fd);
-        // SAFETY: fresh fd from open.
-        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
-    })
-    .map_err(|e| sys::SysError {
-        what: format!("open {}", path.display()),
-        errno: e,
-    })?;
-    // SAFETY: flock on an fd we own.
-    crate::sys::check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) } as libc::c_long)
-        .map_err(|e| sys::SysError {
-            what: format!("lock {}", path.display()),
-            errno: e,
-        })?;
+    .map_err(Error::Sys)?;
+    sys::io::lock_exclusive(&fd, path).map_err(Error::Sys)?;
     Ok(fd)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod exe;
 pub mod fs;
+pub mod io;
 pub mod lsm;
 pub mod proc;
 pub mod signals;

@@ -82,19 +82,7 @@ impl PidFd {
 
     /// Wait until the process has exited (it need not be our child).
     pub fn wait_exit(&self, timeout_ms: i32) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            if r < 0 && Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return r > 0;
-        }
+        super::io::poll(&[(self.0.as_raw_fd(), libc::POLLIN)], timeout_ms).is_ok_and(|r| r[0] != 0)
     }
 }
 
