@@ -385,13 +385,28 @@ fn start_of_a_process_that_exits_at_once_succeeds() {
 
 // ---------------------------------------------------------------- NOTIFY_SOCKET
 
-/// A container whose process reports to NOTIFY_SOCKET (podman
-/// --sdnotify=container), with `/tmp` bound to a host dir.
-fn notify_bundle(ctx: &Ctx, out: &Path, script: &str) -> Bundle {
+/// A created container whose process runs `script` with NOTIFY_SOCKET
+/// (podman --sdnotify=container) pointing at `<out>/host.sock`, `/tmp`
+/// bound to `out`. Returns the id and the host's socket, bound.
+fn notify_create(
+    ctx: &Ctx,
+    out: &Path,
+    script: &str,
+) -> (String, std::os::unix::net::UnixDatagram) {
+    let host_path = out.join("host.sock");
+    let host = std::os::unix::net::UnixDatagram::bind(&host_path).unwrap();
     let mut b = ctx.bundle();
     b.bind(out, "/tmp", false).sh(script);
     b.write();
-    b
+    let id = ctx.id();
+    let o = ctx.output(ctx.cmd().env("NOTIFY_SOCKET", &host_path).args([
+        "create",
+        "--bundle",
+        b.path(),
+        &id,
+    ]));
+    assert_ok(&o);
+    (id, host)
 }
 
 /// `husk start` waits for the container's READY=1 without holding the
@@ -403,22 +418,13 @@ fn notify_socket_ready_is_relayed_and_the_lock_is_free_meanwhile() {
     let ctx = Ctx::new("notify");
     let out = ctx.tempdir("notify");
     let host_path = out.join("host.sock");
-    let host = UnixDatagram::bind(&host_path).unwrap();
-    host.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let b = notify_bundle(
+    let (id, host) = notify_create(
         &ctx,
         &out,
         "echo \"$NOTIFY_SOCKET\" > /tmp/env; ls /run/notify > /tmp/ls; sleep 1000",
     );
-    let id = ctx.id();
-    let o = ctx.output(ctx.cmd().env("NOTIFY_SOCKET", &host_path).args([
-        "create",
-        "--bundle",
-        b.path(),
-        &id,
-    ]));
-    assert_ok(&o);
+    host.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut start = ctx
         .cmd()
         .env("NOTIFY_SOCKET", &host_path)
@@ -476,20 +482,10 @@ fn notify_socket_ready_is_relayed_and_the_lock_is_free_meanwhile() {
 /// pidfd, not a timeout), with an error that says so.
 #[test]
 fn notify_socket_exit_before_ready_fails_start() {
-    use std::os::unix::net::UnixDatagram;
     let ctx = Ctx::new("notifyexit");
     let out = ctx.tempdir("notify");
     let host_path = out.join("host.sock");
-    let _host = UnixDatagram::bind(&host_path).unwrap();
-    let b = notify_bundle(&ctx, &out, "exit 0");
-    let id = ctx.id();
-    let o = ctx.output(ctx.cmd().env("NOTIFY_SOCKET", &host_path).args([
-        "create",
-        "--bundle",
-        b.path(),
-        &id,
-    ]));
-    assert_ok(&o);
+    let (id, _host) = notify_create(&ctx, &out, "exit 0");
     let o = ctx.output(
         ctx.cmd()
             .env("NOTIFY_SOCKET", &host_path)
