@@ -219,3 +219,20 @@ fn commands_on_unknown_container() {
     }
     assert!(ctx.root_entries().is_empty());
 }
+
+/// An argument that is not UTF-8 (a hostile id or path) is one clear line
+/// naming it, and nothing is made.
+#[test]
+fn non_utf8_argument() {
+    use std::os::unix::ffi::OsStrExt;
+    let ctx = Ctx::new("nonutf8");
+    let b = bundle_with(&ctx, |_| {});
+    b.write();
+    let id = std::ffi::OsStr::from_bytes(b"bad\xffid");
+    let mut c = ctx.cmd();
+    c.args(["create", "--bundle", b.path()]).arg(id);
+    let o = ctx.output(&mut c);
+    assert_err(&o, "argument 6 is not valid UTF-8"); // after --root DIR
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", show(&o));
+    assert!(ctx.root_entries().is_empty(), "state left in --root");
+}

@@ -117,39 +117,45 @@ impl Manager {
     /// Move `pid` into the container's cgroup of every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), Error> {
         for h in self.paths.hierarchies() {
-            add_procs(h, pid)?;
+            let mut tries = 0;
+            loop {
+                match fs::write("cgroup", &h.dir, "cgroup.procs", &pid.to_string()) {
+                    // EINVAL: the task may still be TASK_NEW; runc retries.
+                    Err(Error::Write { ref source, .. })
+                        if source.raw_os_error() == Some(libc::EINVAL) && tries < 5 =>
+                    {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(30));
+                    }
+                    r => break r?,
+                }
+            }
         }
         Ok(())
-    }
-
-    /// Move `pid` into the container's cgroup2 (unified) cgroup only: what
-    /// a parent still does when clone3 could not put its child there.
-    pub fn add_pid_unified(&self, pid: i32) -> Result<(), Error> {
-        self.paths
-            .unified
-            .as_ref()
-            .map_or(Ok(()), |u| add_procs(u, pid))
     }
 
     /// Called by a freshly cloned, single-threaded child: move itself into
-    /// the container's cgroup of every v1 hierarchy, by writing "0" to
-    /// `tasks`. A thread migrating itself is the one move the kernel makes
-    /// without the global cgroup_threadgroup_rwsem; a parent writing the
-    /// child's pid to cgroup.procs takes it for writing, and that waits for
-    /// an RCU grace period (measured here: 4-25 ms for the first write of a
-    /// burst, 0.4 ms for the self-move). Single-threaded, the thread is the
-    /// whole process. (cgroup2 has no such file: there clone3's
-    /// CLONE_INTO_CGROUP, `clone_into`, places the child.)
-    pub fn join_v1_self(&self) -> Result<(), Error> {
+    /// the container's cgroups. In each v1 hierarchy by writing "0" to
+    /// `tasks`: a thread moving itself is the one migration the kernel makes
+    /// without the global cgroup_threadgroup_rwsem, which a write of a pid
+    /// to cgroup.procs takes for writing and which then waits for an RCU
+    /// grace period (measured here: 4-25 ms for the first write of a burst,
+    /// 0.4 ms for the self-moves). Single-threaded, the thread is the whole
+    /// process. cgroup2 has no such file: there clone3's CLONE_INTO_CGROUP
+    /// (`clone_into`) placed the child already (`in_cgroup2`), or it writes
+    /// "0" to cgroup.procs (older kernels; the grace period is paid then).
+    pub fn join_self(&self, in_cgroup2: bool) -> Result<(), Error> {
         let mut done: Vec<&Path> = Vec::new();
         for h in self.paths.v1.values() {
-            if done.contains(&h.dir.as_path()) {
-                continue;
+            if !done.contains(&h.dir.as_path()) {
+                fs::write("cgroup", &h.dir, "tasks", "0")?;
+                done.push(&h.dir);
             }
-            fs::write("cgroup", &h.dir, "tasks", "0")?;
-            done.push(&h.dir);
         }
-        Ok(())
+        match &self.paths.unified {
+            Some(u) if !in_cgroup2 => fs::write("cgroup", &u.dir, "cgroup.procs", "0"),
+            _ => Ok(()),
+        }
     }
 
     /// Write the limits of `r`; used by create and by update. Resources the
@@ -482,21 +488,4 @@ fn rmdir_retry(d: &Path) -> Result<(), Error> {
         }
     }
     unreachable!()
-}
-
-/// Write `pid` to `h`'s cgroup.procs.
-fn add_procs(h: &Hierarchy, pid: i32) -> Result<(), Error> {
-    let mut tries = 0;
-    loop {
-        match fs::write("cgroup", &h.dir, "cgroup.procs", &pid.to_string()) {
-            // EINVAL: the task may still be TASK_NEW; runc retries.
-            Err(Error::Write { ref source, .. })
-                if source.raw_os_error() == Some(libc::EINVAL) && tries < 5 =>
-            {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(30));
-            }
-            r => return r,
-        }
-    }
 }

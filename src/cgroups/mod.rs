@@ -24,8 +24,7 @@
 //!   fn oom_events(&self) -> Result<OomWatch, Error>
 //!   fn destroy(&self) -> Result<(), Error>
 //!   fn clone_into(&self) -> Option<OwnedFd>                   // cgroup2 dir for clone3 CLONE_INTO_CGROUP
-//!   fn add_pid_unified(&self, pid: i32) -> Result<(), Error>  // cgroup.procs of the cgroup2 hierarchy only
-//!   fn join_v1_self(&self) -> Result<(), Error>               // in the new child: "0" to every v1 `tasks`
+//!   fn join_self(&self, in_cgroup2: bool) -> Result<(), Error> // in the new child: "0" to v1 `tasks` (and cgroup2 procs)
 //! struct OomWatch: AsFd (poll it for reading), fn wait(&mut self) -> Result<OomEvent, Error>
 //! enum OomEvent { Oom(u64), Gone }
 //! fn shares_to_weight(u64) -> u64; fn blkio_weight_to_io(u16) -> u64   // runc's conversions
@@ -37,10 +36,9 @@
 //! # Lifecycle use
 //!
 //! `create`: `plan` → `validate` (print warnings) → `Manager::new` → `create`
-//! → save `paths()` in state.json → `apply` → clone3 into `clone_into`
-//! (else `add_pid_unified` from the parent) while the child calls
-//! `join_v1_self` first thing → unshare the cgroup namespace only after
-//! that. Exec places its child the same way. `update`: `validate` + `apply`.
+//! → save `paths()` in state.json → `apply` → clone3 into `clone_into`,
+//! and the child calls `join_self` first thing → unshare the cgroup
+//! namespace only after that. Exec places its child the same way. `update`: `validate` + `apply`.
 //! `delete`: `kill_all(SIGKILL)` when processes remain, then `destroy`.
 //!
 //! # Hybrid hosts

@@ -302,30 +302,38 @@ fn real_v2_device_program() {
     );
 }
 
-/// The parent's fallback when clone3 cannot start a child in its cgroup2
-/// cgroup: `add_pid_unified` moves it there and nowhere else (the child
-/// joins the v1 hierarchies itself, through `tasks`).
+/// A new child's placement of itself (`join_self`), as where clone3
+/// could not start it in its cgroup2 cgroup: every v1 hierarchy through
+/// `tasks`, and the cgroup2 one through cgroup.procs.
 #[test]
-fn real_add_pid_unified_moves_into_cgroup2_only() {
+fn real_join_self_moves_into_every_hierarchy() {
+    use std::os::unix::process::CommandExt;
     if !is_v1_host() {
         return eprintln!("skipped: needs a v1 or hybrid host");
     }
-    let Some(mut g) = setup("unified-only", |_| {}) else {
+    let Some(mut g) = setup("join-self", |_| {}) else {
         return;
     };
     let Some(u) = g.mgr.paths().unified.clone() else {
         return eprintln!("skipped: no cgroup2 hierarchy beside the v1 ones");
     };
-    let c = Command::new("sleep")
-        .arg("1000")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let paths = g.mgr.paths().clone();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("1000").stdin(Stdio::null());
+    // SAFETY: the hook only writes cgroupfs files (glibc's fork leaves
+    // malloc usable in the child).
+    unsafe {
+        cmd.pre_exec(move || {
+            Manager::new(paths.clone())
+                .join_self(false)
+                .map_err(std::io::Error::other)
+        });
+    }
+    let c = cmd.spawn().expect("spawn");
     let pid = c.id() as i32;
     g.children.push(c);
-    g.mgr.add_pid_unified(pid).unwrap();
     assert_eq!(read(&u.dir, "cgroup.procs"), pid.to_string());
     for (name, h) in &g.mgr.paths().v1 {
-        assert_eq!(read(&h.dir, "cgroup.procs"), "", "{name}");
+        assert_eq!(read(&h.dir, "cgroup.procs"), pid.to_string(), "{name}");
     }
 }

@@ -347,49 +347,54 @@ impl Matches {
     }
 
     /// The last value given for a flag.
-    pub fn value(&self, long: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == long)
-            .map(|(_, v)| v.as_str())
+    pub fn value<'a>(&'a self, long: &'a str) -> Option<&'a str> {
+        self.all(long).last()
     }
 
     /// Every value of a repeatable flag, in order.
     pub fn values(&self, long: &str) -> Vec<String> {
+        self.all(long).map(String::from).collect()
+    }
+
+    fn all<'a>(&'a self, long: &'a str) -> impl Iterator<Item = &'a str> {
         self.values
             .iter()
-            .filter(|(k, _)| *k == long)
-            .map(|(_, v)| v.clone())
-            .collect()
+            .filter(move |(k, _)| *k == long)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A flag's value parsed as `T`; the error names the flag.
     pub fn parsed<T: std::str::FromStr>(&self, long: &str) -> Result<Option<T>, String> {
-        self.value(long)
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| format!("invalid value {s:?} for --{long}"))
-            })
-            .transpose()
+        self.value(long).map(|s| parse_value(long, s)).transpose()
     }
 
     /// Every value of a repeatable flag parsed as `T`.
     pub fn parsed_all<T: std::str::FromStr>(&self, long: &str) -> Result<Vec<T>, String> {
-        self.values
-            .iter()
-            .filter(|(k, _)| *k == long)
-            .map(|(_, s)| {
-                s.parse()
-                    .map_err(|_| format!("invalid value {s:?} for --{long}"))
-            })
-            .collect()
+        self.all(long).map(|s| parse_value(long, s)).collect()
     }
 
     /// The first positional (every command with one calls it ID).
     pub fn id(&self) -> String {
         self.positionals.first().cloned().unwrap_or_default()
     }
+}
+
+fn parse_value<T: std::str::FromStr>(long: &str, s: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("invalid value {s:?} for --{long}"))
+}
+
+/// This process's arguments after argv[0]; one that is not UTF-8 is an
+/// error naming it (std::env::args would abort the process).
+pub fn argv() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string()
+                .map_err(|a| format!("argument {} is not valid UTF-8: {:?}", i + 1, a))
+        })
+        .collect()
 }
 
 /// What the command line asks for.

@@ -43,8 +43,7 @@ pub struct Global {
 }
 
 pub fn main() -> i32 {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (g, cmd, m) = match args::parse(&argv) {
+    let (g, cmd, m) = match args::argv().and_then(|a| args::parse(&a)) {
         Ok(args::Parsed::Print(text)) => {
             emit(text.trim_end());
             return 0;

@@ -40,7 +40,7 @@ pub fn recv(sock: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
         let msg = match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::errno::Errno::EINTR) => continue,
             // The peer exited with a message of ours unread (a child that
-            // failed before it read its go): the kernel reports that once,
+            // failed before it read a reply): the kernel reports that once,
             // ahead of what the peer sent before, which is still queued.
             Err(nix::errno::Errno::ECONNRESET) => continue,
             r => r.ctx("sync socket: receive")?,
@@ -80,15 +80,15 @@ pub fn send_console(path: &std::path::Path, master: &OwnedFd, name: &str) -> Res
 mod tests {
     use super::*;
 
-    /// A child that fails before reading the parent's go: its error is
-    /// queued for the parent, the go is unread when it exits. The parent
+    /// A child that fails before reading the parent's reply: its error is
+    /// queued for the parent, the reply is unread when it exits. The parent
     /// gets the error (the kernel's one-off ECONNRESET is skipped), then
     /// the end of the stream.
     #[test]
     fn peer_gone_with_our_message_unread_still_delivers_its_own() {
         let (parent, child) = pair().unwrap();
         send(child.as_raw_fd(), b"error", &[]).unwrap();
-        send(parent.as_raw_fd(), b"go", &[]).unwrap();
+        send(parent.as_raw_fd(), b"reply", &[]).unwrap();
         drop(child);
         let (data, _) = recv(parent.as_raw_fd()).unwrap();
         assert_eq!(data, b"error");

@@ -86,10 +86,10 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
     let Some(cg) = o.cgroup else {
         return Err("the container has no cgroup record in its state".into());
     };
-    let child = spawn::clone_placed(0, Some(cg))?;
+    let (child, in_cgroup2) = spawn::clone_placed(0, Some(cg))?;
     if child == 0 {
         drop(parent_sock);
-        let err = match child_main(o, &join, child_sock.as_raw_fd(), &capsets) {
+        let err = match child_main(o, in_cgroup2, &join, child_sock.as_raw_fd(), &capsets) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -136,6 +136,7 @@ pub fn exec(o: &ExecOpts) -> Result<Execed, String> {
 
 fn child_main(
     o: &ExecOpts,
+    in_cgroup2: bool,
     join: &[(NsT, OwnedFd)],
     sock: i32,
     capsets: &caps::Sets,
@@ -143,7 +144,7 @@ fn child_main(
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if let Some(m) = o.cgroup {
-        m.join_v1_self().map_err(|e| e.to_string())?;
+        m.join_self(in_cgroup2).map_err(|e| e.to_string())?;
     }
     for (t, fd) in join {
         // SAFETY: setns on an fd we own.

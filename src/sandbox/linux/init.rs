@@ -38,9 +38,10 @@ pub struct Init<'a> {
     /// Another sandbox's main (the microVM's VMM), run once the namespaces
     /// are joined, instead of the steps that build a container rootfs.
     pub vmm: Option<Vmm<'a>>,
-    /// The container's cgroups: this child joins the v1 ones itself, first
-    /// thing (`spawn::clone_placed`).
+    /// The container's cgroups: this child moves itself there, first thing
+    /// (`spawn::clone_placed`); clone3 may have put it in the cgroup2 one.
     pub cgroup: Option<&'a crate::cgroups::Manager>,
+    pub in_cgroup2: bool,
 }
 
 pub type Vmm<'a> = &'a dyn Fn(&Init) -> Result<Infallible, String>;
@@ -74,7 +75,7 @@ fn expect(sock: RawFd, what: &str) -> R<Msg> {
 
 fn run(init: Init) -> R<Infallible> {
     if let Some(m) = init.cgroup {
-        m.join_v1_self().map_err(e)?;
+        m.join_self(init.in_cgroup2).map_err(e)?;
     }
     // Still the host's /proc, and before any user namespace: the score
     // may be lowered (the parent checked that it may).
@@ -82,19 +83,7 @@ fn run(init: Init) -> R<Infallible> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|x| format!("process.oomScoreAdj {adj}: {x}"))?;
     }
-    // When clone gave us every namespace but the cgroup one, the rootfs
-    // is built while the parent finishes placing us (only where clone3
-    // could not start us in our cgroup2 cgroup does it write cgroup.procs):
-    // we wait for its Go only before the first step that needs the
-    // placement, a cgroup mount, or else before the devices. Otherwise
-    // joining the namespaces comes first.
-    let overlap =
-        init.join.is_empty() && !init.new_user && !init.fork_for_pid && init.vmm.is_none();
-    let mut placed = false;
-    if !overlap {
-        namespaces(&init)?;
-        placed = true;
-    }
+    namespaces(&init)?;
     let spec = init.spec;
     let p = init.process;
     session(&init)?;
@@ -107,18 +96,11 @@ fn run(init: Init) -> R<Infallible> {
         .as_ref()
         .and_then(|l| l.mount_label().clone())
         .unwrap_or_default();
+    let cg = init.cgroup.map(|c| c.paths());
+    let cgroupns = init.unshare & libc::CLONE_NEWCGROUP != 0;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !placed && mounts::needs_placement(m) {
-            namespaces(&init)?;
-            placed = true;
-        }
         let m = with_mount_label(m, &label);
-        let cgroupns = init.unshare & libc::CLONE_NEWCGROUP != 0;
-        let cg = init.cgroup.map(|c| c.paths());
         mounts::mount_one(&root, i, &m, cg, cgroupns).map_err(e)?;
-    }
-    if !placed {
-        namespaces(&init)?;
     }
     dev(&init, &root)?;
     mkdir_all_in_root(&root, p.cwd(), 0o755).map_err(e)?;
@@ -238,10 +220,6 @@ impl ExecLabel {
 /// Join what the spec names by path (user first), unshare the rest; with a
 /// new user namespace the parent writes the id maps in between.
 fn namespaces(init: &Init) -> R<()> {
-    match expect(init.sock, "cgroup placement")? {
-        Msg::Go => {}
-        other => return Err(format!("unexpected {other:?}")),
-    }
     for (t, fd) in &init.join {
         super::spawn::setns(*t, fd)?;
     }

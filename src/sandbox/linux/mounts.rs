@@ -18,18 +18,6 @@ fn err(what: String, errno: nix::errno::Errno) -> SysError {
     SysError { what, errno }
 }
 
-/// Whether mounting `m` needs the container placed in its cgroups (and its
-/// cgroup namespace): a `cgroup`/`cgroup2` mount that is not a bind.
-pub fn needs_placement(m: &Mount) -> bool {
-    let typ = m.typ().as_deref().unwrap_or_default();
-    let bind = m
-        .options()
-        .iter()
-        .flatten()
-        .any(|o| o == "bind" || o == "rbind");
-    (typ == "cgroup" || typ == "cgroup2") && !bind
-}
-
 /// Mount one entry of `mounts` (index `i`) under the rootfs fd. A `cgroup`
 /// mount shows the container's cgroups `cg` (with a cgroup namespace
 /// `cgroupns`, mounted afresh).

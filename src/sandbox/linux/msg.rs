@@ -7,8 +7,6 @@ use std::os::fd::{OwnedFd, RawFd};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// parent → child: cgroups placed, oom_score_adj written; go on.
-    Go,
     /// child → parent: unshared the user namespace; write the id maps.
     MapIds,
     /// parent → child: id maps written.

@@ -1,5 +1,5 @@
 //! The parent side of `create`: open what the child needs, clone it into
-//! its namespaces, place it (cgroups, oom_score_adj, id maps), run the
+//! its namespaces (it places itself in its cgroups), write its id maps, run the
 //! runtime's hooks when it asks, and return once it waits for `start`.
 
 use super::msg::{self, Msg};
@@ -22,8 +22,8 @@ pub struct CreateOpts<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The container's cgroups (`clone_placed`): the child is in them
-    /// before it unshares its cgroup namespace.
+    /// The container's cgroups (`clone_placed`): the child moves itself
+    /// there before it unshares its cgroup namespace.
     pub cgroup: Option<&'a crate::cgroups::Manager>,
     /// The compiled linux.seccomp filter (compiled before any side effect).
     pub seccomp: Option<&'a super::seccomp::Filter>,
@@ -138,31 +138,23 @@ pub fn clone3(flags: libc::c_int, cgroup: Option<&OwnedFd>) -> Result<i32, Strin
     Ok(r as i32)
 }
 
-/// Clone a child (fork-like, `flags`: returns 0 in the child) placed in
-/// the container's cgroups without a parent's write to a v1 cgroup.procs:
-/// clone3 puts it in the cgroup2 (unified) cgroup, where it can
-/// (CLONE_INTO_CGROUP; else this parent writes cgroup.procs there), and the
-/// child must call `Manager::join_v1_self` before anything else. Both
-/// `create` and `exec` place their child this way.
+/// Clone a child (fork-like, `flags`) that is to place itself in the
+/// container's cgroups `cg` with `Manager::join_self`, first thing: clone3
+/// starts it in the cgroup2 one where it can (CLONE_INTO_CGROUP). Returns
+/// the pid (0 in the child) and whether the child is in its cgroup2 cgroup
+/// already. Both `create` and `exec` clone this way.
 pub fn clone_placed(
     flags: libc::c_int,
     cg: Option<&crate::cgroups::Manager>,
-) -> Result<i32, String> {
-    let into = cg.and_then(|m| m.clone_into());
-    let (child, placed) = match into.as_ref().map(|fd| clone3(flags, Some(fd))) {
-        Some(Ok(c)) => (c, true),
-        // An old kernel (E2BIG, EINVAL) or a cgroup refusing it: the
-        // cgroup.procs write below says which, when it fails too.
-        _ => (clone3(flags, None)?, false),
-    };
-    if child != 0 && !placed {
-        if let Some(Err(e)) = cg.map(|m| m.add_pid_unified(child)) {
-            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(child), None);
-            return Err(e.to_string());
+) -> Result<(i32, bool), String> {
+    if let Some(fd) = cg.and_then(|m| m.clone_into()) {
+        // An old kernel (E2BIG, EINVAL) or a cgroup refusing it: the child
+        // writes cgroup.procs itself, whose error then says which.
+        if let Ok(pid) = clone3(flags, Some(&fd)) {
+            return Ok((pid, true));
         }
     }
-    Ok(child)
+    Ok((clone3(flags, None)?, false))
 }
 
 struct Cleanup {
@@ -261,7 +253,7 @@ pub fn create(
     let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
     let (parent_sock, child_sock) = sys::sock::pair().map_err(|e| e.to_string())?;
 
-    let child = clone_placed(clone_flags, o.cgroup)?;
+    let (child, in_cgroup2) = clone_placed(clone_flags, o.cgroup)?;
     if child == 0 {
         drop(parent_sock);
         // SAFETY: close our copy of the lock, or `start` would wait on it.
@@ -283,17 +275,13 @@ pub fn create(
             seccomp: filter,
             vmm: o.vmm,
             cgroup: o.cgroup,
+            in_cgroup2,
         });
     }
     drop(child_sock);
     drop(join);
     cleanup.pids.push(child);
     let sock = parent_sock.as_raw_fd();
-
-    // Go: the placement is complete (clone_placed). The child may already
-    // have failed (it builds its rootfs before waiting for Go): then its
-    // error is in the socket.
-    let _ = msg::send(sock, &Msg::Go);
 
     let mut init_pid = if fork_for_pid { 0 } else { child };
     let mut pty = None;
